@@ -1,0 +1,1 @@
+"""The real-arm side: ROS bridge, safety layer and calibration."""

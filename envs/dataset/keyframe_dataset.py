@@ -1,0 +1,166 @@
+"""Keyframe training samples as torch tensors: the observation at step t and the next keyframe's action.
+
+Sampling follows PerAct/RVT: by default a sample is taken at the first step and at every keyframe but
+the last, each paired with the following keyframe's action. ``sample_steps="all"`` uses every stored
+frame before the last keyframe (more, correlated samples), which needs a dataset stored with all steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from cortico.envs.camera_geometry import depth_to_points
+from cortico.envs.dataset.episode_file import CorruptEpisodeError
+from cortico.envs.dataset.index import DatasetError, DatasetIndex
+from torch.utils.data import Dataset
+
+SAMPLE_MODES = ("keyframes", "all")
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """Where one sample lives: episode, stored frame, its step and the target keyframe."""
+
+    episode: int
+    frame: int
+    step: int
+    target_step: int
+    action: np.ndarray  # (9,)
+
+
+class KeyframeDataset(Dataset):
+    """Keyframe samples of a cortico demonstration dataset.
+
+    Args:
+        root: dataset directory (with ``index.json``).
+        tasks: keep only these tasks (default: all).
+        cameras: cameras to load, in this order (default: all of the dataset's).
+        sample_steps: ``"keyframes"`` or ``"all"`` (see module doc).
+
+    Each item is a dict: ``rgb`` ``(V, H, W, 3)`` uint8, ``depth`` ``(V, H, W)``, ``points``
+    ``(V, H, W, 3)``, ``intrinsics`` ``(V, 3, 3)``, ``extrinsics`` ``(V, 4, 4)`` (float32), ``gripper_pose``
+    ``(7,)``, ``gripper_open`` ``()``, ``joint_positions`` ``(J,)``, ``time`` ``()``, ``action`` ``(9,)`` (the
+    next keyframe), and ``instruction``, ``task`` (str), ``episode``, ``step``, ``target_step`` (int).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        tasks: list[str] | None = None,
+        cameras: list[str] | tuple[str, ...] | None = None,
+        sample_steps: str = "keyframes",
+    ) -> None:
+        if sample_steps not in SAMPLE_MODES:
+            raise ValueError(f"sample_steps must be one of {SAMPLE_MODES}, got {sample_steps!r}")
+        self.root = Path(root)
+        self.index = DatasetIndex.load(self.root)
+        available = list(self.index.collection["signature"]["cameras"])
+        self.cameras = tuple(cameras) if cameras is not None else tuple(available)
+        unknown = [c for c in self.cameras if c not in available]
+        if unknown:
+            raise DatasetError(f"cameras {unknown} are not in this dataset; it has: {', '.join(available)}")
+        self.episodes = [e for e in self.index.episodes if tasks is None or e.task in tasks]
+        if tasks is not None:
+            missing = sorted(set(tasks) - {e.task for e in self.episodes})
+            if missing:
+                raise DatasetError(f"no episodes of tasks {missing} in {self.root}")
+        self.samples = [ref for i in range(len(self.episodes)) for ref in self._episode_samples(i, sample_steps)]
+        if not self.samples:
+            raise DatasetError(f"{self.root} has no keyframe samples (no episodes with keyframes)")
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def _episode_samples(self, episode: int, mode: str) -> list[SampleRef]:
+        entry = self.episodes[episode]
+        path = self.root / entry.file
+        try:
+            with h5py.File(path, "r") as f:
+                keyframes = f["keyframes"][()]
+                actions = f["keyframe_actions"][()]
+                frame_steps = f["frames/step"][()]
+        except (OSError, KeyError) as error:
+            raise CorruptEpisodeError(
+                f"{path}: cannot read keyframes ({error}); run 'cortico dataset check'"
+            ) from error
+        if len(keyframes) == 0:
+            return []
+        frame_of_step = {int(step): i for i, step in enumerate(frame_steps)}
+        if mode == "keyframes":
+            steps = [0, *keyframes[:-1].tolist()]
+        else:
+            steps = [int(s) for s in frame_steps if s < keyframes[-1]]
+        refs = []
+        for step in steps:
+            if step not in frame_of_step:
+                raise DatasetError(
+                    f"{path}: no stored image at step {step}; collect with --store all for sample_steps='all'"
+                )
+            target = int(np.searchsorted(keyframes, step, side="right"))
+            refs.append(SampleRef(episode, frame_of_step[step], step, int(keyframes[target]), actions[target]))
+        return refs
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _file(self, episode: int) -> h5py.File:
+        if os.getpid() != self._pid:  # a DataLoader worker: never share HDF5 handles across processes
+            self._files, self._pid = {}, os.getpid()
+        if episode not in self._files:
+            self._files[episode] = h5py.File(self.root / self.episodes[episode].file, "r")
+        return self._files[episode]
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        ref = self.samples[item]
+        f = self._file(ref.episode)
+        views: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "points": [], "intrinsics": [], "extrinsics": []}
+        for camera in self.cameras:
+            group = f[f"frames/{camera}"]
+            depth = group["depth"][ref.frame]
+            intrinsics = group["intrinsics"][ref.frame]
+            extrinsics = group["extrinsics"][ref.frame]
+            views["rgb"].append(group["rgb"][ref.frame])
+            views["depth"].append(depth)
+            views["points"].append(depth_to_points(depth, intrinsics, extrinsics))
+            views["intrinsics"].append(intrinsics.astype(np.float32))
+            views["extrinsics"].append(extrinsics.astype(np.float32))
+        steps = f["steps"]
+        entry = self.episodes[ref.episode]
+        sample: dict[str, Any] = {key: torch.from_numpy(np.stack(value)) for key, value in views.items()}
+        sample.update(
+            gripper_pose=torch.from_numpy(steps["gripper_pose"][ref.step].astype(np.float32)),
+            gripper_open=torch.tensor(float(steps["gripper_open"][ref.step])),
+            joint_positions=torch.from_numpy(steps["joint_positions"][ref.step].astype(np.float32)),
+            time=torch.tensor(float(steps["time"][ref.step])),
+            action=torch.from_numpy(np.asarray(ref.action, dtype=np.float32)),
+            instruction=entry.instruction,
+            task=entry.task,
+            episode=ref.episode,
+            step=ref.step,
+            target_step=ref.target_step,
+        )
+        return sample
+
+    def close(self) -> None:
+        """Close open episode files."""
+        for handle in self._files.values():
+            handle.close()
+        self._files = {}
+
+    def describe(self) -> dict[str, Any]:
+        """Summary for logs: samples, episodes, tasks, cameras."""
+        return {
+            "root": str(self.root),
+            "samples": len(self),
+            "episodes": len(self.episodes),
+            "tasks": sorted({e.task for e in self.episodes}),
+            "cameras": list(self.cameras),
+            "collection": json.loads(json.dumps(self.index.collection)),
+        }

@@ -1,0 +1,132 @@
+"""Scripted expert demonstrations on the embedded suite, recorded in the contract's terms.
+
+The expert (Meta-World's scripted policy for the task) drives the simulator from the privileged state;
+every step's proprioception and physics state are recorded; keyframes are extracted with the PerAct/RVT
+heuristic; images are rendered afterwards, only for successful episodes and only for the stored steps
+(all steps, or the first step plus the keyframes), by restoring the recorded physics state.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import mujoco
+import numpy as np
+from cortico.envs.episode import CameraSequence, EpisodeRecord
+from cortico.envs.keyframes import KeyframeConfig, extract_keyframes
+from cortico.envs.metaworld_backend import MetaWorldEnv
+from metaworld.policies import ENV_POLICY_MAP
+
+STORE_MODES = ("all", "keyframes")
+# Meta-World's experts never pause, so path corners are added to the PerAct/RVT heuristic.
+EXPERT_KEYFRAMES = KeyframeConfig(waypoint_tolerance=0.02)
+_PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def expert_policy(task_metaworld_name: str):  # noqa: ANN201 - Meta-World's policy classes are untyped
+    """Instantiate Meta-World's scripted expert for a task."""
+    return ENV_POLICY_MAP[task_metaworld_name]()
+
+
+def record_expert_episode(
+    env: MetaWorldEnv,
+    seed: int,
+    *,
+    store: str = "all",
+    keyframe_config: KeyframeConfig | None = None,
+    instruction: str | None = None,
+    steps_after_success: int = 10,
+) -> EpisodeRecord:
+    """Run the scripted expert for one seeded episode and record it.
+
+    Args:
+        env: the task's environment (its cameras and image size define the recorded images).
+        seed: episode seed (object and goal placement, instruction choice).
+        store: ``"all"`` renders every step; ``"keyframes"`` renders the first step and the keyframes.
+        keyframe_config: keyframe heuristic settings.
+        instruction: override the drawn instruction.
+        steps_after_success: the expert keeps going this many steps after the task first succeeds, so
+            the last keyframe lies well inside the success region rather than on its border.
+
+    Returns:
+        The record; ``record.success`` is False when the expert failed (no images are rendered then).
+    """
+    if store not in STORE_MODES:
+        raise ValueError(f"unknown store mode {store!r}; accepted: {', '.join(STORE_MODES)}")
+    env.reset(seed=seed, instruction=instruction)
+    expert = expert_policy(env.spec.metaworld_name)
+    state = env.state
+    proprio = [env.proprioception()]
+    states = [state]
+    physics = [_physics_state(env)]
+    actions = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the experts warn about their own gains
+        remaining = steps_after_success
+        while remaining > 0 and not env.episode_over:
+            remaining -= env.success
+            action = np.asarray(expert.get_action(state), dtype=np.float64)
+            state = env.step_delta(action)
+            actions.append(action)
+            proprio.append(env.proprioception())
+            states.append(state)
+            physics.append(_physics_state(env))
+
+    record = EpisodeRecord(
+        task=env.task,
+        instruction=env.instruction,
+        seed=int(seed),
+        success=env.success,
+        control_dt=env.control_dt,
+        gripper_pose=np.stack([p["gripper_pose"] for p in proprio]),
+        gripper_open=np.array([p["gripper_open"] for p in proprio], dtype=np.float32),
+        joint_positions=np.stack([p["joint_positions"] for p in proprio]),
+        joint_velocities=np.stack([p["joint_velocities"] for p in proprio]),
+        gripper_joint_positions=np.stack([p["gripper_joint_positions"] for p in proprio]),
+        time=np.array([p["time"] for p in proprio]),
+        state=np.stack(states),
+        actions=np.asarray(actions, dtype=np.float32).reshape(-1, 4),
+        keyframes=[],
+        frame_steps=np.zeros(0, dtype=np.int64),
+    )
+    if not record.success:
+        return record
+    record.keyframes = extract_keyframes(
+        record.gripper_open,
+        record.joint_velocities,
+        keyframe_config or EXPERT_KEYFRAMES,
+        positions=record.gripper_pose[:, :3],
+        gripper_joint_positions=record.gripper_joint_positions,
+    )
+    if store == "all":
+        record.frame_steps = np.arange(record.num_steps)
+    else:
+        record.frame_steps = np.array(sorted({0, *record.keyframes}), dtype=np.int64)
+    record.cameras = render_steps(env, [physics[i] for i in record.frame_steps])
+    return record
+
+
+def _physics_state(env: MetaWorldEnv) -> np.ndarray:
+    size = mujoco.mj_stateSize(env.model, _PHYSICS_STATE)
+    buffer = np.empty(size)
+    mujoco.mj_getState(env.model, env.data, buffer, _PHYSICS_STATE)
+    return buffer
+
+
+def render_steps(env: MetaWorldEnv, physics_states: list[np.ndarray]) -> dict[str, CameraSequence]:
+    """Render the env's cameras at each recorded physics state (the env is left at the last one)."""
+    frames: dict[str, list] = {name: [] for name in env.camera_names}
+    for buffer in physics_states:
+        mujoco.mj_setState(env.model, env.data, buffer, _PHYSICS_STATE)
+        mujoco.mj_forward(env.model, env.data)
+        for name, frame in env.observe().cameras.items():
+            frames[name].append(frame)
+    return {
+        name: CameraSequence(
+            rgb=np.stack([f.rgb for f in seq]),
+            depth=np.stack([f.depth for f in seq]),
+            intrinsics=np.stack([f.intrinsics for f in seq]),
+            extrinsics=np.stack([f.extrinsics for f in seq]),
+        )
+        for name, seq in frames.items()
+    }

@@ -1,0 +1,124 @@
+"""Keyframe controller for Meta-World: reach a target pose through Meta-World's delta-position actions.
+
+Meta-World moves the hand by dragging a mocap body by at most ``action_scale`` metres per step. The
+controller closes the loop on the tool centre point: each step it moves the mocap by a fixed fraction of
+the remaining error (saturating at Meta-World's maximum step, a straight-line approach), and once the
+target is reached it opens or closes the gripper (arm first, then gripper, as RLBench's
+``MoveArmThenGripper``). It stops with a clear message when the target is outside the reachable box, the
+hand is blocked, or the step limit is hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from cortico.envs.contract import KeyframeAction
+
+if TYPE_CHECKING:
+    from cortico.envs.metaworld_backend import MetaWorldEnv
+
+
+@dataclass(frozen=True)
+class ServoConfig:
+    """Keyframe controller settings.
+
+    Attributes:
+        position_tolerance: distance (m) at which the target counts as reached.
+        gain: fraction of the remaining error the mocap moves per step (before saturation).
+        max_steps: low-level steps allowed for the arm phase of one keyframe.
+        gripper_steps: low-level steps given to the fingers to open or close.
+        stall_steps: consecutive steps without progress that count as blocked.
+        stall_distance: progress (m) below which a step counts as no progress.
+    """
+
+    position_tolerance: float = 0.005
+    gain: float = 0.3
+    max_steps: int = 150
+    gripper_steps: int = 15
+    stall_steps: int = 10
+    stall_distance: float = 0.0005
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gain <= 1:
+            raise ValueError(f"servo gain must be in (0, 1], got {self.gain}")
+        if self.position_tolerance <= 0 or self.max_steps < 1 or self.gripper_steps < 0 or self.stall_steps < 1:
+            raise ValueError(f"invalid servo settings: {self}")
+
+
+@dataclass(frozen=True)
+class ServoResult:
+    """How a keyframe move ended."""
+
+    reached: bool
+    steps: int
+    position_error: float
+    message: str
+
+
+def servo_to_keyframe(
+    env: MetaWorldEnv,
+    action: KeyframeAction,
+    config: ServoConfig,
+    on_step: Callable[[MetaWorldEnv], None] | None = None,
+) -> ServoResult:
+    """Execute ``action`` on ``env`` (arm, then gripper) and report how it went."""
+    target = np.asarray(action.position, dtype=np.float64)
+    low, high = env.reachable_bounds
+    reachable_target = np.clip(target, low, high)
+    outside = not np.allclose(reachable_target, target, atol=1e-9)
+    scale = env.action_scale
+    hold_grab = -1.0 if env.proprioception()["gripper_open"] else 1.0
+
+    steps = 0
+    best_error = np.inf
+    since_progress = 0
+    message = ""
+    reached = False
+
+    def step(grab: float) -> None:
+        nonlocal steps
+        delta = np.clip(config.gain * (reachable_target - env.tcp_position) / scale, -1.0, 1.0)
+        env.step_delta(np.append(delta, grab))
+        steps += 1
+        if on_step is not None:
+            on_step(env)
+
+    while True:
+        error = float(np.linalg.norm(reachable_target - env.tcp_position))
+        if error < config.position_tolerance:
+            reached = not outside
+            break
+        if env.episode_over:
+            message = f"episode step budget ({env.max_episode_steps}) spent {error:.3f} m from the target"
+            break
+        if steps >= config.max_steps:
+            message = f"step limit ({config.max_steps}) hit {error:.3f} m from the target"
+            break
+        if error < best_error - config.stall_distance:
+            best_error, since_progress = error, 0
+        else:
+            since_progress += 1
+        if since_progress >= config.stall_steps:
+            message = f"stalled {error:.3f} m from the target (the hand is blocked)"
+            break
+        step(hold_grab)
+
+    want_grab = -1.0 if action.gripper_open else 1.0
+    if want_grab != hold_grab:
+        for _ in range(config.gripper_steps):
+            if env.episode_over:
+                break
+            step(want_grab)
+
+    final_error = float(np.linalg.norm(target - env.tcp_position))
+    if outside:
+        message = (
+            f"target {np.round(target, 3).tolist()} is outside the reachable box "
+            f"[{np.round(low, 3).tolist()}, {np.round(high, 3).tolist()}]; moved to the nearest reachable point"
+        )
+    elif reached:
+        message = "reached"
+    return ServoResult(reached=reached, steps=steps, position_error=final_error, message=message)

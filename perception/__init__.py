@@ -1,0 +1,1 @@
+"""Percepts from observations: fused point clouds, virtual views, keypoints, gaze, text features."""

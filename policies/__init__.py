@@ -1,0 +1,1 @@
+"""Keyframe policies (the dual-stream view transformer and its baselines), training and evaluation."""
