@@ -52,7 +52,10 @@ def configure_gl_backend() -> str:
         if platform is not None and backend not in loaded:
             logger.warning(
                 "PyOpenGL was loaded before cortico.envs with another platform (%s); set MUJOCO_GL=%s and "
-                "PYOPENGL_PLATFORM=%s in the environment before starting Python", loaded, backend, backend
+                "PYOPENGL_PLATFORM=%s in the environment before starting Python",
+                loaded,
+                backend,
+                backend,
             )
     elif backend not in _SUPPORTED:
         logger.warning("MUJOCO_GL=%s is not one of %s; rendering may fail", backend, _SUPPORTED)

@@ -1,11 +1,11 @@
 """Keyframe controller for Meta-World: reach a target pose through Meta-World's delta-position actions.
 
 Meta-World moves the hand by dragging a mocap body by at most ``action_scale`` metres per step. The
-controller closes the loop on the tool centre point: each step it moves the mocap by a fixed fraction of
-the remaining error (saturating at Meta-World's maximum step, a straight-line approach), and once the
-target is reached it opens or closes the gripper (arm first, then gripper, as RLBench's
-``MoveArmThenGripper``). It stops with a clear message when the target is outside the reachable box, the
-hand is blocked, or the step limit is hit.
+controller drags the mocap in a straight line to the point that puts the tool centre point on the target
+(feed-forward from the hand's resting offset), corrects the goal whenever the hand comes to rest off
+target (feedback), and once the tool has settled on the target it opens or closes the gripper (arm first,
+then gripper, as RLBench's ``MoveArmThenGripper``). It stops with a clear message when the target is
+outside the reachable box, the hand is blocked, or the step limit is hit.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class ServoConfig:
 
     Attributes:
         position_tolerance: distance (m) at which the target counts as reached.
-        gain: fraction of the remaining error the mocap moves per step (before saturation).
+        gain: fraction of a resting error added to the mocap goal per correction (the feedback loop).
+        settle_speed: tool motion per step (m) under which the hand counts as at rest.
         max_steps: low-level steps allowed for the arm phase of one keyframe.
         gripper_steps: low-level steps given to the fingers to open or close.
         stall_steps: consecutive steps without progress that count as blocked.
@@ -35,7 +36,8 @@ class ServoConfig:
     """
 
     position_tolerance: float = 0.005
-    gain: float = 0.3
+    gain: float = 0.7
+    settle_speed: float = 0.0005
     max_steps: int = 150
     gripper_steps: int = 15
     stall_steps: int = 10
@@ -70,25 +72,33 @@ def servo_to_keyframe(
     reachable_target = np.clip(target, low, high)
     outside = not np.allclose(reachable_target, target, atol=1e-9)
     scale = env.action_scale
+    mocap_low, mocap_high = low - env.tcp_offset, high - env.tcp_offset
     hold_grab = -1.0 if env.proprioception()["gripper_open"] else 1.0
+    # Feed-forward: drag the mocap to where the hand's resting offset puts the tool on the target.
+    mocap_goal = reachable_target - env.tcp_offset
 
     steps = 0
     best_error = np.inf
     since_progress = 0
     message = ""
     reached = False
+    previous_tcp = env.tcp_position
 
     def step(grab: float) -> None:
-        nonlocal steps
-        delta = np.clip(config.gain * (reachable_target - env.tcp_position) / scale, -1.0, 1.0)
+        nonlocal steps, previous_tcp
+        previous_tcp = env.tcp_position
+        delta = np.clip((mocap_goal - env.mocap_position()) / scale, -1.0, 1.0)
         env.step_delta(np.append(delta, grab))
         steps += 1
         if on_step is not None:
             on_step(env)
 
     while True:
-        error = float(np.linalg.norm(reachable_target - env.tcp_position))
-        if error < config.position_tolerance:
+        tcp = env.tcp_position
+        offset = reachable_target - tcp
+        error = float(np.linalg.norm(offset))
+        settled = np.linalg.norm(tcp - previous_tcp) < config.settle_speed
+        if error < config.position_tolerance and settled:
             reached = not outside
             break
         if env.episode_over:
@@ -104,6 +114,10 @@ def servo_to_keyframe(
         if since_progress >= config.stall_steps:
             message = f"stalled {error:.3f} m from the target (the hand is blocked)"
             break
+        mocap_arrived = np.linalg.norm(mocap_goal - env.mocap_position()) < 1e-6
+        if mocap_arrived and settled:
+            # Feedback: the hand came to rest off target (load, contact, weld sag); shift the mocap goal.
+            mocap_goal = np.clip(mocap_goal + config.gain * offset, mocap_low, mocap_high)
         step(hold_grab)
 
     want_grab = -1.0 if action.gripper_open else 1.0

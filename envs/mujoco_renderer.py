@@ -86,7 +86,7 @@ class MultiViewRenderer:
         self._rgb = np.empty((size, size, 3), dtype=np.uint8)
         self._depth = np.empty((size, size), dtype=np.float32)
         self._rays: dict[tuple, np.ndarray] = {}
-        self._upright_checked = False
+        self._make_upright(data)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -110,22 +110,21 @@ class MultiViewRenderer:
         return camera
 
     def _make_upright(self, data: mujoco.MjData) -> None:
-        """Rotate world-fixed model cameras whose image would come out upside down (done once)."""
+        """Rotate world-fixed model cameras whose image would come out upside down (their up axis points down)."""
+        mujoco.mj_camlight(self._model, data)
+        flipped = False
         for spec, camera in zip(self._cameras, self._mjv_cameras):
             if spec.is_free or self._model.cam_bodyid[camera.fixedcamid] != 0:
                 continue
-            mujoco.mjv_updateScene(
-                self._model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene
-            )
-            up = mujoco.mjv_averageCamera(self._scene.camera[0], self._scene.camera[1]).up
-            if up[2] < 0:
+            up_z = data.cam_xmat[camera.fixedcamid].reshape(3, 3)[2, 1]  # world z of the camera's y (up) axis
+            if up_z < 0:
                 _rotate_about_view_axis(self._model, camera.fixedcamid)
-        self._upright_checked = True
+                flipped = True
+        if flipped:
+            mujoco.mj_camlight(self._model, data)
 
     def render(self, data: mujoco.MjData) -> dict[str, CameraFrame]:
         """Render every camera for the current simulation state."""
-        if not self._upright_checked:
-            self._make_upright(data)
         self._gl.make_current()
         model = self._model
         frames: dict[str, CameraFrame] = {}

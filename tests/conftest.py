@@ -1,0 +1,32 @@
+"""Shared fixtures: a tiny real demonstration dataset collected once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+TINY_TASKS = ("drawer-open", "pick-place")
+TINY_CAMERAS = ("front", "wrist")
+TINY_IMAGE_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two tasks x one expert episode, two cameras at 64 px, every step stored (read-only: copy to modify)."""
+    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+
+    root = tmp_path_factory.mktemp("datasets") / "tiny"
+    config = CollectionConfig(episodes_per_task=1, cameras=TINY_CAMERAS, image_size=TINY_IMAGE_SIZE)
+    summary = collect_demos(root, list(TINY_TASKS), config, progress=False)
+    assert not summary.short_tasks
+    return root
+
+
+@pytest.fixture
+def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny dataset that a test may damage."""
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, target)
+    return target

@@ -1,0 +1,93 @@
+"""Keyframe discovery: the PerAct/RVT heuristic, path corners, grasp timing, and replay of real demos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cortico.envs.expert_demos import record_expert_episode
+from cortico.envs.keyframes import KeyframeConfig, extract_keyframes, simplify_path
+from cortico.envs.metaworld_backend import MetaWorldEnv
+
+
+def _still(n: int, moving: list[range] = ()) -> np.ndarray:
+    velocities = np.zeros((n, 7))
+    for span in moving:
+        velocities[span] = 1.0
+    return velocities
+
+
+def test_gripper_changes_and_last_step_are_keyframes():
+    gripper = np.array([1] * 10 + [0] * 10 + [1] * 10, dtype=float)
+    velocities = _still(30, [range(0, 30)])  # never still: only changes and the end count
+    assert extract_keyframes(gripper, velocities) == [10, 20, 29]
+
+
+def test_a_pause_gives_one_keyframe_thanks_to_the_cooldown():
+    gripper = np.ones(30)
+    velocities = _still(30, [range(0, 10), range(13, 30)])  # still at steps 10, 11, 12
+    assert extract_keyframes(gripper, velocities, KeyframeConfig(cooldown=4)) == [10, 29]
+
+
+def test_adjacent_final_keyframes_collapse():
+    gripper = np.array([1] * 29 + [0], dtype=float)  # change at the very last step
+    assert extract_keyframes(gripper, _still(30, [range(0, 30)])) == [29]
+
+
+def test_short_episodes():
+    assert extract_keyframes(np.ones(1), np.zeros((1, 7))) == []
+    with pytest.raises(ValueError, match="steps"):
+        extract_keyframes(np.ones(5), np.zeros((4, 7)))
+
+
+def test_simplify_path_keeps_the_corner_of_an_l():
+    leg1 = np.stack([np.linspace(0, 1, 11), np.zeros(11), np.zeros(11)], axis=1)
+    leg2 = np.stack([np.ones(10), np.linspace(0.1, 1, 10), np.zeros(10)], axis=1)
+    path = np.concatenate([leg1, leg2])
+    assert simplify_path(path, 0.01) == [0, 10, 20]
+    assert simplify_path(leg1, 0.01) == [0, 10]
+
+
+def test_waypoints_add_path_corners():
+    n = 21
+    positions = np.zeros((n, 3))
+    positions[:11, 0] = np.linspace(0, 0.5, 11)
+    positions[11:, 0] = 0.5
+    positions[11:, 1] = np.linspace(0.05, 0.5, 10)
+    moving = _still(n, [range(0, n)])
+    config = KeyframeConfig(waypoint_tolerance=0.01)
+    assert extract_keyframes(np.ones(n), moving, config, positions=positions) == [10, 20]
+    with pytest.raises(ValueError, match="positions"):
+        extract_keyframes(np.ones(n), moving, config)
+
+
+def test_grasp_keyframe_moves_to_where_the_hand_slows_while_the_fingers_close():
+    n = 30
+    gripper = np.array([1] * 10 + [0] * 20, dtype=float)
+    positions = np.zeros((n, 3))
+    positions[:, 2] = np.concatenate([np.linspace(0.3, 0.1, 16), np.full(4, 0.1), np.linspace(0.1, 0.3, 10)])
+    fingers = np.zeros((n, 2))
+    fingers[10:25, 0] = np.linspace(0, 0.03, 15)  # fingers close over steps 10..24, then rest
+    fingers[25:, 0] = 0.03
+    keyframes = extract_keyframes(gripper, _still(n, [range(0, n)]), KeyframeConfig(), positions, fingers)
+    grasp = keyframes[0]
+    assert 16 <= grasp <= 19, f"grasp keyframe {grasp} should sit at the bottom of the descent"
+    assert keyframes[-1] == n - 1
+
+
+@pytest.mark.parametrize("task", ["pick-place", "drawer-open", "button-press-topdown"])
+def test_replaying_expert_keyframes_solves_the_task(task):
+    """Keyframes of a real expert episode, executed by the keyframe controller, succeed again."""
+    env = MetaWorldEnv(task, cameras=["front"], image_size=32)
+    try:
+        record = record_expert_episode(env, seed=3, store="keyframes")
+        assert record.success
+        assert len(record.keyframes) >= 2
+        if task == "pick-place":
+            closes = [k for k in record.keyframes if record.gripper_open[k] == 0]
+            assert closes, "a pick-and-place demo must contain a grasp keyframe"
+        env.reset(seed=3)
+        for step in record.keyframes:
+            outcome = env.execute(record.keyframe_action(step))
+        assert outcome.success, f"{task}: replay of keyframes {record.keyframes} failed ({outcome.message})"
+    finally:
+        env.close()

@@ -1,0 +1,159 @@
+"""The embedded Meta-World backend: seeding, instructions, every task, and the keyframe controller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cortico.envs.contract import KeyframeAction, Observation, ObservationError
+from cortico.envs.keyframe_servo import ServoConfig
+from cortico.envs.metaworld_backend import MetaWorldEnv
+from cortico.envs.mujoco_renderer import RenderOptions
+from cortico.envs.task_catalog import SUITES, TASKS, get_task
+
+from cortico.registry import UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def env():
+    environment = MetaWorldEnv("pick-place", cameras=["front", "wrist"], image_size=48)
+    yield environment
+    environment.close()
+
+
+def test_reset_is_deterministic_per_seed(env):
+    first = env.reset(seed=11)
+    state = env.state
+    second = env.reset(seed=11)
+    np.testing.assert_array_equal(state, env.state)
+    np.testing.assert_array_equal(first.cameras["front"].rgb, second.cameras["front"].rgb)
+    assert first.instruction == second.instruction
+    env.reset(seed=12)
+    assert not np.allclose(state[4:7], env.state[4:7]), "object placement must vary with the seed"
+
+
+def test_observation_follows_the_contract(env):
+    obs = env.reset(seed=1)
+    assert isinstance(obs, Observation)
+    obs.validate()
+    assert set(obs.cameras) == {"front", "wrist"}
+    assert obs.gripper_pose.shape == (7,) and abs(np.linalg.norm(obs.gripper_pose[3:]) - 1) < 1e-6
+    assert obs.gripper_open == 1.0 and obs.time == 0.0
+    assert obs.joint_positions.shape == (7,) and obs.gripper_joint_positions.shape == (2,)
+    assert obs.instruction in TASKS["pick-place"].instructions and obs.task == "pick-place"
+
+
+def test_instructions_vary_with_seed_and_can_be_given(env):
+    seen = {env.reset(seed=s).instruction for s in range(12)}
+    assert len(seen) >= 3
+    assert env.reset(seed=0, instruction="put the puck on the goal").instruction == "put the puck on the goal"
+    with pytest.raises(ValueError, match="non-empty"):
+        env.reset(seed=0, instruction="  ")
+
+
+def test_every_task_of_mt50_starts_and_renders():
+    assert len(TASKS) == 50 and set(SUITES["mt50"]) == set(TASKS)
+    assert len(SUITES["mt10"]) == 10 and set(SUITES["mt10"]) <= set(TASKS)
+    for task in TASKS:
+        environment = MetaWorldEnv(task, cameras=["front"], image_size=32)
+        obs = environment.reset(seed=0)
+        assert obs.cameras["front"].rgb.std() > 5, f"{task}: blank image"
+        environment.close()
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="drawer-open"):
+        get_task("drawer-opne")
+    with pytest.raises(UnknownNameError, match="left_shoulder"):
+        MetaWorldEnv("reach", cameras=["left_shoulde"])
+    with pytest.raises(ValueError, match="32..1024"):
+        MetaWorldEnv("reach", image_size=8)
+
+
+def test_keyframe_controller_reaches_a_free_target_and_closes_the_gripper(env):
+    obs = env.reset(seed=5)
+    target = obs.gripper_pose[:3] + np.array([0.05, 0.05, -0.05])
+    outcome = env.execute(KeyframeAction(target, obs.gripper_pose[3:], gripper_open=False))
+    assert outcome.reached and outcome.message == "reached"
+    assert outcome.position_error < 0.01
+    assert outcome.observation.gripper_open == 0.0
+    assert outcome.observation.time == pytest.approx(outcome.steps * env.control_dt)
+
+
+def test_unreachable_target_is_reported(env):
+    obs = env.reset(seed=5)
+    outcome = env.execute(KeyframeAction(np.array([2.0, 0.6, 0.2]), obs.gripper_pose[3:], gripper_open=True))
+    assert not outcome.reached
+    assert "outside the reachable box" in outcome.message
+
+
+def test_blocked_target_stalls_instead_of_spinning():
+    environment = MetaWorldEnv("drawer-open", cameras=["front"], image_size=32)
+    obs = environment.reset(seed=1)
+    handle = environment.state[4:7]
+    inside_cabinet = handle + np.array([0.0, 0.15, 0.0])  # behind the closed drawer's front
+    outcome = environment.execute(KeyframeAction(inside_cabinet, obs.gripper_pose[3:], gripper_open=True))
+    environment.close()
+    assert not outcome.reached
+    assert "stalled" in outcome.message
+    assert outcome.steps < ServoConfig().max_steps
+
+
+def test_low_level_actions_are_validated(env):
+    env.reset(seed=1)
+    with pytest.raises(ValueError, match="4 finite numbers"):
+        env.step_delta(np.array([0.0, np.nan, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="4 finite numbers"):
+        env.step_delta(np.zeros(3))
+
+
+def test_episode_budget_ends_the_episode():
+    environment = MetaWorldEnv("reach", cameras=["front"], image_size=32, max_episode_steps=5)
+    environment.reset(seed=0)
+    for _ in range(5):
+        environment.step_delta(np.zeros(4))
+    assert environment.episode_over
+    with pytest.raises(RuntimeError, match="episode is over"):
+        environment.step_delta(np.zeros(4))
+    environment.close()
+
+
+def test_quality_options_render():
+    environment = MetaWorldEnv(
+        "reach", cameras=["front"], image_size=32, render_options=RenderOptions(shadows=True, multisamples=4)
+    )
+    assert environment.reset(seed=0).cameras["front"].rgb.std() > 5
+    environment.close()
+
+
+def test_keyframe_action_validation():
+    with pytest.raises(ValueError, match="9 numbers"):
+        KeyframeAction.from_array(np.zeros(8))
+    with pytest.raises(ValueError, match="non-finite"):
+        KeyframeAction.from_array([0, 0, np.nan, 0, 0, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match="zero norm"):
+        KeyframeAction.from_array([0, 0, 0, 0, 0, 0, 0, 1, 0])
+    action = KeyframeAction.from_array([0.1, 0.6, 0.2, 0, 0, 0, 2.0, 0.2, 0.9])
+    np.testing.assert_allclose(action.quaternion, [0, 0, 0, 1])
+    assert not action.gripper_open and action.ignore_collision
+    np.testing.assert_allclose(KeyframeAction.from_array(action.to_array()).to_array(), action.to_array())
+
+
+def test_observation_validation_names_the_bad_field(env):
+    obs = env.reset(seed=0)
+    frame = obs.cameras["front"]
+    bad_depth = frame.depth.copy()
+    bad_depth[3, 3] = np.nan
+    broken = Observation(
+        cameras={"front": type(frame)(frame.rgb, bad_depth, frame.points, frame.intrinsics, frame.extrinsics)},
+        gripper_pose=obs.gripper_pose,
+        gripper_open=1.0,
+        joint_positions=obs.joint_positions,
+        joint_velocities=obs.joint_velocities,
+        time=0.0,
+        instruction="x",
+    )
+    with pytest.raises(ObservationError, match="front.depth contains NaN"):
+        broken.validate()
+    wrong_shape = type(frame)(frame.rgb[:, :, :2], frame.depth, frame.points, frame.intrinsics, frame.extrinsics)
+    with pytest.raises(ObservationError, match="rgb must have shape"):
+        wrong_shape.validate("front")
