@@ -23,9 +23,17 @@ EXPERT_KEYFRAMES = KeyframeConfig(waypoint_tolerance=0.02)
 _PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
-def expert_policy(task_metaworld_name: str):  # noqa: ANN201 - Meta-World's policy classes are untyped
-    """Instantiate Meta-World's scripted expert for a task."""
-    return ENV_POLICY_MAP[task_metaworld_name]()
+class ScriptedExpert:
+    """Meta-World's scripted policy for a task, reading the privileged state vector."""
+
+    def __init__(self, metaworld_name: str) -> None:
+        self._policy = ENV_POLICY_MAP[metaworld_name]()
+
+    def act(self, state: np.ndarray) -> np.ndarray:
+        """The expert's ``[dx, dy, dz, grab]`` action for ``state``."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the experts warn about their own gains
+            return np.asarray(self._policy.get_action(state), dtype=np.float64)
 
 
 def record_expert_episode(
@@ -54,23 +62,21 @@ def record_expert_episode(
     if store not in STORE_MODES:
         raise ValueError(f"unknown store mode {store!r}; accepted: {', '.join(STORE_MODES)}")
     env.reset(seed=seed, instruction=instruction)
-    expert = expert_policy(env.spec.metaworld_name)
+    expert = ScriptedExpert(env.spec.metaworld_name)
     state = env.state
     proprio = [env.proprioception()]
     states = [state]
     physics = [_physics_state(env)]
     actions = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the experts warn about their own gains
-        remaining = steps_after_success
-        while remaining > 0 and not env.episode_over:
-            remaining -= env.success
-            action = np.asarray(expert.get_action(state), dtype=np.float64)
-            state = env.step_delta(action)
-            actions.append(action)
-            proprio.append(env.proprioception())
-            states.append(state)
-            physics.append(_physics_state(env))
+    remaining = steps_after_success
+    while remaining > 0 and not env.episode_over:
+        remaining -= env.success
+        action = expert.act(state)
+        state = env.step_delta(action)
+        actions.append(action)
+        proprio.append(env.proprioception())
+        states.append(state)
+        physics.append(_physics_state(env))
 
     record = EpisodeRecord(
         task=env.task,

@@ -16,14 +16,14 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 PACKAGE_DIR: dict[str, str] = SETUPTOOLS["package-dir"]
 LAYOUT = ("agents", "envs", "perception", "memory", "policies", "deploy")
-NOT_PACKAGES = {"tests", "benchmarks", "docs", "scripts", ".venv", ".git", "runs", "data"}
+NOT_PACKAGES = {"tests", "benchmarks", "docs", "scripts", "runs", "data", "build", "dist"}
 
 
 def _package_folders() -> set[Path]:
-    """Every folder holding an __init__.py, outside tests, tooling and hidden folders."""
+    """Every folder holding an __init__.py, outside tests, tooling, build output and hidden folders."""
     folders = set()
     for top in ROOT.iterdir():
-        if not top.is_dir() or top.name in NOT_PACKAGES or top.name.startswith("."):
+        if not top.is_dir() or top.name in NOT_PACKAGES or top.name.startswith(".") or top.name.endswith(".egg-info"):
             continue
         for init in top.rglob("__init__.py"):
             folders.add(init.parent.relative_to(ROOT))
