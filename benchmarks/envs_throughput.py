@@ -113,7 +113,11 @@ def main() -> int:
                     break
             solved += outcome.success
         env.close()
-        replay[task] = {"episodes": episodes, "success": solved / max(episodes, 1), "mean_keyframes": float(np.mean(keyframes))}
+        replay[task] = {
+            "episodes": episodes,
+            "success": solved / max(episodes, 1),
+            "mean_keyframes": float(np.mean(keyframes)),
+        }
     results["keyframe_replay"] = replay
     results["keyframe_replay_mean_success"] = float(np.mean([r["success"] for r in replay.values()]))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from cortico.envs.contract import ManipulationEnv
-
 from cortico.registry import Registry
 
 BACKENDS: Registry[type] = Registry("environment backend")

@@ -12,10 +12,11 @@ import warnings
 
 import mujoco
 import numpy as np
+from metaworld.policies import ENV_POLICY_MAP
+
 from cortico.envs.episode import CameraSequence, EpisodeRecord
 from cortico.envs.keyframes import KeyframeConfig, extract_keyframes
 from cortico.envs.metaworld_backend import MetaWorldEnv
-from metaworld.policies import ENV_POLICY_MAP
 
 STORE_MODES = ("all", "keyframes")
 # Meta-World's experts never pause, so path corners are added to the PerAct/RVT heuristic.

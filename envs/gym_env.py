@@ -14,9 +14,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
+
 from cortico.envs.backends import make_env
 from cortico.envs.contract import KEYFRAME_ACTION_SIZE, KeyframeAction, Observation
-from gymnasium import spaces
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.;:'!?-()"
 MAX_INSTRUCTION_LENGTH = 256

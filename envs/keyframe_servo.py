@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from cortico.envs.contract import KeyframeAction
 
 if TYPE_CHECKING:

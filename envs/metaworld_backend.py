@@ -16,12 +16,13 @@ configure_gl_backend()
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: E402
+
 from cortico.envs.cameras import get_camera, resolve_cameras  # noqa: E402
 from cortico.envs.contract import KeyframeAction, KeyframeOutcome, Observation  # noqa: E402
 from cortico.envs.keyframe_servo import ServoConfig, servo_to_keyframe  # noqa: E402
 from cortico.envs.mujoco_renderer import MultiViewRenderer, RenderOptions  # noqa: E402
 from cortico.envs.task_catalog import get_task  # noqa: E402
-from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ configure_gl_backend()
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+
 from cortico.envs.camera_geometry import depth_to_points, pixel_rays  # noqa: E402
 from cortico.envs.cameras import CameraSpec, validate_image_size  # noqa: E402
 from cortico.envs.contract import CameraFrame  # noqa: E402

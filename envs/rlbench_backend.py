@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from cortico.envs.contract import CameraFrame, KeyframeAction, KeyframeOutcome, Observation
 
 logger = logging.getLogger(__name__)

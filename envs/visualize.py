@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from cortico.envs.episode import EpisodeRecord
 from PIL import Image, ImageDraw
 
 from cortico.atomic import atomic_path
+from cortico.envs.episode import EpisodeRecord
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
-from cortico.envs.dataset.episode_file import CorruptEpisodeError, validate_episode
-from cortico.envs.dataset.index import EPISODES_DIR, INDEX_NAME, DatasetError, DatasetIndex, file_sha256
 
 from cortico.atomic import TMP_SUFFIX
+from cortico.envs.dataset.episode_file import CorruptEpisodeError, validate_episode
+from cortico.envs.dataset.index import EPISODES_DIR, INDEX_NAME, DatasetError, DatasetIndex, file_sha256
 
 
 @dataclass

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cortico.atomic import TMP_SUFFIX
 from cortico.envs.cameras import resolve_cameras, validate_image_size
 from cortico.envs.dataset.index import (
     EPISODES_DIR,
@@ -29,8 +30,6 @@ from cortico.envs.dataset.index import (
     software_versions,
 )
 from cortico.envs.task_catalog import get_task
-
-from cortico.atomic import TMP_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +221,9 @@ def collect_demos(
         overwrite: replace an existing dataset in ``root``.
         progress: show a progress bar (True) or call this function with the number of new episodes.
     """
-    from cortico.envs.metaworld_backend import MetaWorldEnv
     from tqdm import tqdm
+
+    from cortico.envs.metaworld_backend import MetaWorldEnv
 
     tasks = [get_task(t).name for t in tasks]
     root = Path(root)

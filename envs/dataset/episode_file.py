@@ -22,9 +22,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from cortico.envs.episode import CameraSequence, EpisodeRecord, keyframe_action_at
 
 from cortico.atomic import atomic_path
+from cortico.envs.episode import CameraSequence, EpisodeRecord, keyframe_action_at
 
 FORMAT = "cortico-episode"
 FORMAT_VERSION = 1

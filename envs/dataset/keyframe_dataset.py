@@ -16,10 +16,11 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
 from cortico.envs.camera_geometry import depth_to_points
 from cortico.envs.dataset.episode_file import CorruptEpisodeError
 from cortico.envs.dataset.index import DatasetError, DatasetIndex
-from torch.utils.data import Dataset
 
 SAMPLE_MODES = ("keyframes", "all")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from cortico.cli import main
 from cortico.envs.cameras import DEFAULT_CAMERAS
 from cortico.envs.dataset.index import DatasetIndex
-
-from cortico.cli import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 import pytest
+
 from cortico.envs.camera_geometry import depth_to_points, look_at_extrinsics, pixel_rays, project_points
 from cortico.envs.cameras import CAMERAS, DEFAULT_CAMERAS
 from cortico.envs.metaworld_backend import MetaWorldEnv

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from cortico.envs.dataset.index import DatasetIndex
 
 from cortico.cli import main
+from cortico.envs.dataset.index import DatasetIndex
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

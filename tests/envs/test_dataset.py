@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from cortico.envs.camera_geometry import depth_to_points
 from cortico.envs.dataset.check import check_dataset
 from cortico.envs.dataset.collect import CollectionConfig, collect_demos

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import cortico.envs
 import gymnasium as gym
 import numpy as np
 import pytest
-from cortico.envs import TASKS, gym_id
 from gymnasium.utils.env_checker import check_env
+
+import cortico.envs
+from cortico.envs import TASKS, gym_id
 
 
 def test_every_task_is_registered():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from cortico.envs.expert_demos import record_expert_episode
 from cortico.envs.keyframes import KeyframeConfig, extract_keyframes, simplify_path
 from cortico.envs.metaworld_backend import MetaWorldEnv

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from cortico.envs.contract import KeyframeAction, Observation, ObservationError
 from cortico.envs.keyframe_servo import ServoConfig
 from cortico.envs.metaworld_backend import MetaWorldEnv
 from cortico.envs.mujoco_renderer import RenderOptions
 from cortico.envs.task_catalog import SUITES, TASKS, get_task
-
 from cortico.registry import UnknownNameError
 
 

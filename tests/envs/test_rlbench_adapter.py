@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from cortico.envs.camera_geometry import depth_to_points, look_at_extrinsics, project_points
 from cortico.envs.contract import KeyframeAction
 from cortico.envs.rlbench_backend import (
