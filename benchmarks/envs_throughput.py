@@ -46,7 +46,8 @@ def main() -> int:
     from cortico.envs.cameras import resolve_cameras
     from cortico.envs.dataset.collect import CollectionConfig, collect_demos
     from cortico.envs.dataset.index import software_versions
-    from cortico.envs.expert_demos import ScriptedExpert, record_expert_episode
+    from cortico.envs.expert_demos import EXPERT_KEYFRAMES, ScriptedExpert, record_expert_episode
+    from cortico.envs.keyframes import KeyframeConfig
     from cortico.envs.metaworld_backend import MetaWorldEnv
     from cortico.envs.task_catalog import suite_tasks
 
@@ -83,43 +84,50 @@ def main() -> int:
     results["ms_per_observation"] = 1000 * elapsed / args.render_frames
     env.close()
 
-    # 3. expert-demo collection for the suite (every step stored, as `cortico collect` does by default)
-    with tempfile.TemporaryDirectory() as tmp:
-        config = CollectionConfig(episodes_per_task=args.episodes_per_task, cameras=cameras, image_size=args.image_size)
-        summary = collect_demos(Path(tmp) / "demos", tasks, config, progress=False)
-        results["collection"] = {
-            "episodes": sum(summary.collected.values()),
-            "expert_failures": sum(summary.failures.values()),
-            "seconds": summary.seconds,
-            "episodes_per_minute": summary.episodes_per_minute,
-        }
+    # 3. expert-demo collection for the suite, storing every step (the default) or only keyframes
+    for store in ("all", "keyframes"):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = CollectionConfig(
+                episodes_per_task=args.episodes_per_task, cameras=cameras, image_size=args.image_size, store=store
+            )
+            summary = collect_demos(Path(tmp) / "demos", tasks, config, progress=False)
+            results["collection" if store == "all" else "collection_keyframes_only"] = {
+                "episodes": sum(summary.collected.values()),
+                "expert_failures": sum(summary.failures.values()),
+                "seconds": summary.seconds,
+                "episodes_per_minute": summary.episodes_per_minute,
+            }
 
-    # 4. keyframe oracle: replay each expert episode's keyframes through the keyframe controller
-    replay: dict[str, dict[str, float]] = {}
+    # 4. keyframe oracle: replay each expert episode's keyframes through the keyframe controller, with the
+    #    keyframes cortico extracts and, side by side, with the pure PerAct/RVT heuristic
+    heuristics = {"cortico": EXPERT_KEYFRAMES, "peract_rvt": KeyframeConfig(settle_gripper=False)}
+    replay: dict[str, dict[str, dict[str, float]]] = {name: {} for name in heuristics}
     for task in tasks:
         env = MetaWorldEnv(task, cameras=cameras[:1], image_size=32)
-        solved, keyframes = 0, []
-        episodes = 0
-        for seed in range(args.replay_seeds):
-            record = record_expert_episode(env, seed, store="keyframes")
-            if not record.success:
-                continue
-            episodes += 1
-            keyframes.append(len(record.keyframes))
-            env.reset(seed=seed)
-            for step in record.keyframes:
-                outcome = env.execute(record.keyframe_action(step))
-                if outcome.success:
-                    break
-            solved += outcome.success
+        for name, keyframe_config in heuristics.items():
+            solved, keyframes, episodes = 0, [], 0
+            for seed in range(args.replay_seeds):
+                record = record_expert_episode(env, seed, store="keyframes", keyframe_config=keyframe_config)
+                if not record.success:
+                    continue
+                episodes += 1
+                keyframes.append(len(record.keyframes))
+                env.reset(seed=seed)
+                for step in record.keyframes:
+                    outcome = env.execute(record.keyframe_action(step))
+                    if outcome.success:
+                        break
+                solved += outcome.success
+            replay[name][task] = {
+                "episodes": episodes,
+                "success": solved / max(episodes, 1),
+                "mean_keyframes": float(np.mean(keyframes)),
+            }
         env.close()
-        replay[task] = {
-            "episodes": episodes,
-            "success": solved / max(episodes, 1),
-            "mean_keyframes": float(np.mean(keyframes)),
-        }
     results["keyframe_replay"] = replay
-    results["keyframe_replay_mean_success"] = float(np.mean([r["success"] for r in replay.values()]))
+    results["keyframe_replay_mean_success"] = {
+        name: float(np.mean([r["success"] for r in per_task.values()])) for name, per_task in replay.items()
+    }
 
     write_json_atomic(args.json, results)
     print(json.dumps({k: v for k, v in results.items() if k not in ("software", "keyframe_replay")}, indent=2))

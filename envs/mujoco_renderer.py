@@ -7,6 +7,8 @@ frame, so geometry cannot drift from pixels.
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from dataclasses import dataclass
 
 from cortico.envs.gl_backend import configure_gl_backend, gl_context_class
@@ -19,6 +21,17 @@ import numpy as np  # noqa: E402
 from cortico.envs.camera_geometry import depth_to_points, pixel_rays  # noqa: E402
 from cortico.envs.cameras import CameraSpec, validate_image_size  # noqa: E402
 from cortico.envs.contract import CameraFrame  # noqa: E402
+
+
+# OpenGL contexts are process resources: renderers still open at exit are closed while the GL libraries
+# are alive (EGL tears its display down before garbage collection would free them, and complains).
+_OPEN_RENDERERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_renderers() -> None:
+    for renderer in list(_OPEN_RENDERERS):
+        renderer.close()
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,7 @@ class MultiViewRenderer:
         self._depth = np.empty((size, size), dtype=np.float32)
         self._rays: dict[tuple, np.ndarray] = {}
         self._make_upright(data)
+        _OPEN_RENDERERS.add(self)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
