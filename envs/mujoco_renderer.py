@@ -22,7 +22,6 @@ from cortico.envs.camera_geometry import depth_to_points, pixel_rays  # noqa: E4
 from cortico.envs.cameras import CameraSpec, validate_image_size  # noqa: E402
 from cortico.envs.contract import CameraFrame  # noqa: E402
 
-
 # OpenGL contexts are process resources: renderers still open at exit are closed while the GL libraries
 # are alive (EGL tears its display down before garbage collection would free them, and complains).
 _OPEN_RENDERERS: weakref.WeakSet = weakref.WeakSet()

@@ -498,62 +498,26 @@ TASKS: dict[str, TaskSpec] = {
     for name, (objects, instructions) in _TASKS.items()
 }
 
-# The standard Meta-World suites (same task lists as metaworld's MT10/MT25/MT50 and ML10 splits).
+# The standard Meta-World suites (the task lists of metaworld's MT10/MT25/MT50 and ML10; a test checks them).
+_MT10 = (
+    "reach", "push", "pick-place", "door-open", "drawer-open", "drawer-close",
+    "button-press-topdown", "peg-insert-side", "window-open", "window-close",
+)  # fmt: skip
+_MT25_EXTRA = (
+    "coffee-pull", "pick-out-of-hole", "disassemble", "pick-place-wall", "basketball", "stick-pull",
+    "button-press-wall", "faucet-open", "door-lock", "lever-pull", "sweep-into", "faucet-close",
+    "coffee-button", "button-press-topdown-wall", "dial-turn",
+)  # fmt: skip
 SUITES: dict[str, tuple[str, ...]] = {
-    "mt10": (
-        "reach",
-        "push",
-        "pick-place",
-        "door-open",
-        "drawer-open",
-        "drawer-close",
-        "button-press-topdown",
-        "peg-insert-side",
-        "window-open",
-        "window-close",
-    ),
-    "mt25": (
-        "reach",
-        "push",
-        "pick-place",
-        "door-open",
-        "drawer-open",
-        "drawer-close",
-        "button-press-topdown",
-        "peg-insert-side",
-        "window-open",
-        "window-close",
-        "coffee-pull",
-        "pick-out-of-hole",
-        "disassemble",
-        "pick-place-wall",
-        "basketball",
-        "stick-pull",
-        "button-press-wall",
-        "faucet-open",
-        "door-lock",
-        "lever-pull",
-        "sweep-into",
-        "faucet-close",
-        "coffee-button",
-        "button-press-topdown-wall",
-        "dial-turn",
-    ),
+    "mt10": _MT10,
+    "mt25": _MT10 + _MT25_EXTRA,
     "mt50": tuple(TASKS),
     "ml10-train": (
-        "reach",
-        "push",
-        "pick-place",
-        "door-open",
-        "drawer-close",
-        "button-press-topdown",
-        "peg-insert-side",
-        "window-open",
-        "sweep",
-        "basketball",
+        "reach", "push", "pick-place", "door-open", "drawer-close", "button-press-topdown",
+        "peg-insert-side", "window-open", "sweep", "basketball",
     ),
     "ml10-test": ("drawer-open", "door-close", "shelf-place", "sweep-into", "lever-pull"),
-}
+}  # fmt: skip
 
 
 def get_task(name: str) -> TaskSpec:

@@ -41,24 +41,9 @@ def test_envs_list(capsys):
 
 def test_collect_info_check_view(capsys, tmp_path):
     out_dir = tmp_path / "demos"
-    code, out, err = run(
-        capsys,
-        "collect",
-        "--tasks",
-        "reach,button-press",
-        "--episodes-per-task",
-        "1",
-        "--out",
-        str(out_dir),
-        "--image-size",
-        "32",
-        "--cameras",
-        "front,wrist",
-        "--store",
-        "keyframes",
-        "--json",
-        str(tmp_path / "s.json"),
-    )
+    small = ["--episodes-per-task", "1", "--out", str(out_dir), "--image-size", "32", "--cameras", "front,wrist",
+             "--store", "keyframes"]  # fmt: skip
+    code, out, err = run(capsys, "collect", "--tasks", "reach,button-press", *small, "--json", str(tmp_path / "s.json"))
     assert code == 0, err
     assert "collected 2 new episodes" in out
     assert json.loads((tmp_path / "s.json").read_text())["collected"] == {"reach": 1, "button-press": 1}
@@ -80,22 +65,7 @@ def test_collect_info_check_view(capsys, tmp_path):
     assert (tmp_path / "clip.mp4").read_bytes()[4:8] == b"ftyp"
 
     # running the same collection again without --resume is refused and loses nothing
-    code, _, err = run(
-        capsys,
-        "collect",
-        "--tasks",
-        "reach",
-        "--episodes-per-task",
-        "1",
-        "--out",
-        str(out_dir),
-        "--image-size",
-        "32",
-        "--cameras",
-        "front,wrist",
-        "--store",
-        "keyframes",
-    )
+    code, _, err = run(capsys, "collect", "--tasks", "reach", *small)
     assert code == 2 and "--resume" in err
     assert len(DatasetIndex.load(out_dir).episodes) == 2
 

@@ -60,6 +60,19 @@ def test_every_task_of_mt50_starts_and_renders():
         environment.close()
 
 
+def test_suites_match_metaworld():
+    from metaworld import env_dict
+
+    def names(classes) -> list[str]:
+        return [name.removesuffix("-v3") for name in classes]
+
+    assert list(SUITES["mt10"]) == names(env_dict.MT10_V3)
+    assert list(SUITES["mt25"]) == names(env_dict.MT25_V3)
+    assert set(SUITES["mt50"]) == set(names(env_dict.MT50_V3))
+    assert set(SUITES["ml10-train"]) == set(names(env_dict.ML10_V3["train"]))
+    assert set(SUITES["ml10-test"]) == set(names(env_dict.ML10_V3["test"]))
+
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(UnknownNameError, match="drawer-open"):
         get_task("drawer-opne")
