@@ -171,6 +171,7 @@ def test_a_killed_writer_leaves_no_loadable_partial_episode(dataset_copy):
     time.sleep(0.3)
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
+    writer.stdout.close()
     assert not target.exists(), "the target must only appear once complete"
     partials = list(target.parent.glob("*.tmp"))
     assert partials, "the killed writer should have left its temporary file"

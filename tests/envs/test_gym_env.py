@@ -17,6 +17,8 @@ def test_every_task_is_registered():
     assert gym.spec(gym_id("drawer-open")).max_episode_steps == 25
 
 
+# keyframe actions are metric world positions, not the normalised [-1, 1] boxes RL libraries prefer
+@pytest.mark.filterwarnings("ignore:.*symmetric and normalized space:UserWarning")
 @pytest.mark.parametrize("task", ["drawer-open", "pick-place"])
 def test_check_env_passes(task):
     env = gym.make(gym_id(task), image_size=32, cameras="front,wrist")
