@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,3 +55,38 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
 def write_json_atomic(target: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
     """Serialise ``obj`` as JSON into ``target`` atomically."""
     write_bytes_atomic(target, (json.dumps(obj, indent=indent, sort_keys=False) + "\n").encode())
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; on success it replaces ``target`` as a whole.
+
+    A reader sees either the old folder or the complete new one. If the process dies between the two
+    renames, the old folder survives as ``<target>.old`` (:func:`recover_directory` puts it back).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_current_umask())
+    try:
+        yield tmp
+        old = target.with_name(target.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def recover_directory(target: str | os.PathLike[str]) -> Path:
+    """Return ``target``, first restoring ``<target>.old`` if a crash left only that."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    if not target.exists() and old.exists():
+        os.replace(old, target)
+    return target

@@ -14,7 +14,7 @@ import sys
 from cortico import __version__
 
 # folders whose cli.add_commands(subparsers) contribute commands, in --help order
-COMMAND_MODULES = ("cortico.envs.cli", "cortico.agents.cli")
+COMMAND_MODULES = ("cortico.envs.cli", "cortico.perception.cli", "cortico.agents.cli")
 
 
 class CommandError(Exception):

@@ -1,0 +1,114 @@
+"""Training checkpoints in safetensors + JSON only (never pickle), written atomically, resumable exactly.
+
+A checkpoint folder holds ``model.safetensors`` (weights), ``optimizer.safetensors`` (the optimizer's
+tensors), ``rng.safetensors`` (torch's and the data generator's random states) and
+``trainer_state.json`` (step, optimizer hyper-parameters and scalar state, user metadata). Resuming from
+it continues the same loss curve as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cortico.atomic import atomic_directory, recover_directory, write_json_atomic
+
+STATE_FILE = "trainer_state.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, incomplete, corrupt, or made for another model."""
+
+
+def save_checkpoint(
+    directory: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    step: int,
+    generator: torch.Generator | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically (a reader never sees a half-written one)."""
+    directory = Path(directory)
+    with atomic_directory(directory) as tmp:
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors")
+        )
+        scalars: dict[str, Any] = {}
+        if optimizer is not None:
+            tensors, scalars = _flatten_optimizer(optimizer)
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+        rng = {"torch": torch.get_rng_state()}
+        if generator is not None:
+            rng["generator"] = generator.get_state()
+        save_file(rng, str(tmp / "rng.safetensors"))
+        write_json_atomic(tmp / STATE_FILE, {"step": step, "optimizer": scalars, "metadata": metadata or {}})
+    return directory
+
+
+def load_checkpoint(
+    directory: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Restore a checkpoint into ``model`` (and optimizer and generator); returns ``(step, metadata)``."""
+    directory = recover_directory(directory)
+    state_path = directory / STATE_FILE
+    if not state_path.is_file():
+        raise CheckpointError(f"{directory} is not a checkpoint ({STATE_FILE} is missing)")
+    try:
+        state = json.loads(state_path.read_text())
+        weights = load_file(str(directory / "model.safetensors"))
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{directory} holds weights for another model "
+                f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+            )
+        if optimizer is not None:
+            _restore_optimizer(optimizer, load_file(str(directory / "optimizer.safetensors")), state["optimizer"])
+        rng = load_file(str(directory / "rng.safetensors"))
+        torch.set_rng_state(rng["torch"])
+        if generator is not None and "generator" in rng:
+            generator.set_state(rng["generator"])
+    except (SafetensorError, OSError, json.JSONDecodeError, KeyError, RuntimeError) as error:
+        raise CheckpointError(f"{directory} is corrupt or incomplete ({type(error).__name__}: {error})") from error
+    return int(state["step"]), dict(state.get("metadata", {}))
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into named tensors and JSON-able scalars."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalar_state: dict[str, dict[str, Any]] = {}
+    for param_id, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{param_id}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalar_state.setdefault(str(param_id), {})[key] = value
+    if not tensors:
+        tensors["empty"] = torch.zeros(0)
+    return tensors, {"param_groups": state_dict["param_groups"], "scalar_state": scalar_state}
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], scalars: dict[str, Any]
+) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name == "empty":
+            continue
+        _, param_id, key = name.split(".", 2)
+        state.setdefault(int(param_id), {})[key] = value
+    for param_id, entries in scalars["scalar_state"].items():
+        state.setdefault(int(param_id), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
