@@ -14,7 +14,7 @@ import sys
 from cortico import __version__
 
 # folders whose cli.add_commands(subparsers) contribute commands, in --help order
-COMMAND_MODULES = ("cortico.envs.cli", "cortico.perception.cli", "cortico.agents.cli")
+COMMAND_MODULES = ("cortico.envs.cli", "cortico.perception.cli", "cortico.policies.cli", "cortico.agents.cli")
 
 
 class CommandError(Exception):
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    from cortico.checkpoint import CheckpointError
     from cortico.envs.dataset.episode_file import CorruptEpisodeError
     from cortico.envs.dataset.index import DatasetError
     from cortico.registry import UnknownNameError
@@ -59,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"cortico {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
-    except (ValueError, UnknownNameError, DatasetError, CorruptEpisodeError, FileNotFoundError) as error:
+    except (
+        ValueError,
+        UnknownNameError,
+        DatasetError,
+        CorruptEpisodeError,
+        CheckpointError,
+        FileNotFoundError,
+    ) as error:
         print(f"cortico {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -238,11 +238,12 @@ def fixation_to_world(
     offsets = torch.arange(-window, window + 1, device=depth.device)
     rows = (row[:, None, None] + offsets[None, :, None]).clamp(0, height - 1)
     cols = (col[:, None, None] + offsets[None, None, :]).clamp(0, width - 1)
-    patch = depth[torch.arange(batch)[:, None, None], rows, cols]  # (B, w, w)
+    samples = torch.arange(batch, device=depth.device)
+    patch = depth[samples[:, None, None], rows, cols]  # (B, w, w)
     distance = (offsets[:, None] ** 2 + offsets[None, :] ** 2).float()
     score = torch.where(patch > 0, distance.expand_as(patch), torch.full_like(patch, float("inf")))
     best = score.flatten(1).argmin(dim=1)
-    z = patch.flatten(1)[torch.arange(batch), best]
+    z = patch.flatten(1)[samples, best]
     valid = torch.isfinite(score.flatten(1).min(dim=1).values)
     homogeneous = torch.stack([fixation[:, 0], fixation[:, 1], torch.ones_like(fixation[:, 0])], dim=1)
     ray = torch.linalg.solve(intrinsics.float(), homogeneous.float()[..., None])

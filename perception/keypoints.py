@@ -66,7 +66,9 @@ def farthest_point_sample(
         pool = torch.arange(num, device=points.device).expand(batch, num)
         pool_mask = mask
     pool_points = points.gather(1, pool[..., None].expand(-1, -1, 3))
-    current = torch.multinomial(pool_mask.float(), 1, generator=generator).squeeze(1)
+    # a random valid first candidate (scores drawn on the CPU generator, so any device works)
+    scores = torch.rand(pool_mask.shape, generator=generator).to(points.device)
+    current = torch.where(pool_mask, scores, -1.0).argmax(dim=1)
     distance = torch.where(pool_mask, float("inf"), -1.0)
     chosen = torch.empty(batch, count, dtype=torch.long, device=points.device)
     for i in range(count):

@@ -213,12 +213,13 @@ class VirtualViewRenderer:
         cell = 2.0 / (grid - 1)
         mesh = torch.stack(torch.meshgrid(unit, unit, unit, indexing="ij"), dim=-1).view(1, -1, 3)
         candidates = center[:, None, :] + mesh * half_size.view(-1, 1, 1)
-        best = candidates[torch.arange(batch), self._score(log_maps, candidates, center, half_size).argmax(dim=1)]
+        rows = torch.arange(batch, device=device)
+        best = candidates[rows, self._score(log_maps, candidates, center, half_size).argmax(dim=1)]
         local = torch.linspace(-cell, cell, refine, device=device)
         offsets = torch.stack(torch.meshgrid(local, local, local, indexing="ij"), dim=-1).view(1, -1, 3)
         candidates = best[:, None, :] + offsets * half_size.view(-1, 1, 1)
         scores = self._score(log_maps, candidates, center, half_size)
-        return candidates[torch.arange(batch), scores.argmax(dim=1)]
+        return candidates[rows, scores.argmax(dim=1)]
 
     def _score(
         self, log_maps: torch.Tensor, candidates: torch.Tensor, center: torch.Tensor, half_size: torch.Tensor

@@ -30,7 +30,8 @@ def quaternion_to_bins(quaternions: torch.Tensor) -> torch.Tensor:
 def bins_to_quaternion(bins: torch.Tensor) -> torch.Tensor:
     """Quaternions ``(B, 4)`` (xyzw) at the centres of Euler bins ``(B, 3)``."""
     euler = (bins.detach().cpu().double().numpy() + 0.5) * ROTATION_RESOLUTION - 180.0
-    return torch.from_numpy(Rotation.from_euler("xyz", euler, degrees=True).as_quat()).float()
+    quaternions = Rotation.from_euler("xyz", euler, degrees=True).as_quat()
+    return torch.from_numpy(quaternions).float().to(bins.device)
 
 
 class DiscreteActionHead(nn.Module):
@@ -91,9 +92,7 @@ def heatmap_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return logits.flatten(2).softmax(dim=-1).view_as(logits)
 
 
-def decode_actions(
-    positions: torch.Tensor, logits: dict[str, torch.Tensor]
-) -> list[KeyframeAction]:
+def decode_actions(positions: torch.Tensor, logits: dict[str, torch.Tensor]) -> list[KeyframeAction]:
     """Keyframe actions from predicted positions ``(B, 3)`` and discrete logits."""
     quaternions = bins_to_quaternion(logits["rotation"].argmax(dim=-1))
     gripper = logits["gripper"].argmax(dim=-1)

@@ -40,7 +40,10 @@ class SceneAugmentation:
             candidate = _yaw_matrices(yaw)
             moved = torch.einsum("bij,bj->bi", candidate, actions[:, :3] - pivot) + pivot + shift
             accept = pending & bounds.contains(moved)
-            rotation[accept], translation[accept] = candidate[accept], (pivot - candidate[accept] @ pivot + shift[accept])
+            rotation[accept], translation[accept] = (
+                candidate[accept],
+                (pivot - candidate[accept] @ pivot + shift[accept]),
+            )
             pending &= ~accept
             if not pending.any():
                 break
@@ -62,6 +65,8 @@ def transform_actions(actions: torch.Tensor, rotation: torch.Tensor, translation
     """Move keyframe actions ``(B, 9)``: position by ``R p + t``, orientation by ``R``."""
     moved = actions.clone()
     moved[:, :3] = torch.einsum("bij,bj->bi", rotation, actions[:, :3]) + translation
-    turned = Rotation.from_matrix(rotation.double().numpy()) * Rotation.from_quat(actions[:, 3:7].double().numpy())
-    moved[:, 3:7] = torch.from_numpy(turned.as_quat()).float()
+    turned = Rotation.from_matrix(rotation.detach().cpu().double().numpy()) * Rotation.from_quat(
+        actions[:, 3:7].detach().cpu().double().numpy()
+    )
+    moved[:, 3:7] = torch.from_numpy(turned.as_quat()).float().to(actions.device)
     return moved

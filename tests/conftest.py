@@ -30,3 +30,17 @@ def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(tiny_dataset, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def mt10_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MT10, two expert episodes per task, front + wrist cameras at 48 px, every step stored."""
+    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+
+    root = tmp_path_factory.mktemp("datasets") / "mt10_small"
+    config = CollectionConfig(episodes_per_task=2, cameras=("front", "wrist"), image_size=48)
+    summary = collect_demos(
+        root, list(__import__("cortico.envs", fromlist=["SUITES"]).SUITES["mt10"]), config, progress=False
+    )
+    assert not summary.short_tasks
+    return root

@@ -33,7 +33,9 @@ def test_resume_continues_the_same_run(tmp_path):
     _train(model, optimizer, generator, 8)
     save_checkpoint(tmp_path / "last", model=model, optimizer=optimizer, step=8, generator=generator, metadata={"a": 1})
     fresh_model, fresh_optimizer, fresh_generator = _setup(seed=123)  # different init: everything must be restored
-    step, metadata = load_checkpoint(tmp_path / "last", model=fresh_model, optimizer=fresh_optimizer, generator=fresh_generator)
+    step, metadata = load_checkpoint(
+        tmp_path / "last", model=fresh_model, optimizer=fresh_optimizer, generator=fresh_generator
+    )
     assert step == 8 and metadata == {"a": 1}
     _train(fresh_model, fresh_optimizer, fresh_generator, 12)
     for expected, got in zip(reference, fresh_model.parameters()):

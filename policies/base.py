@@ -1,0 +1,216 @@
+"""The keyframe-policy contract and what every policy shares: config, text features, saving and loading.
+
+Contract: ``act(observation, instruction) -> KeyframeAction``; ``loss(batch, generator) -> dict`` with a
+``"total"`` entry; ``save(dir)`` / ``load(dir)`` as ``config.json`` (with a ``type`` tag) +
+``model.safetensors``. Policies are registered by type name in :data:`POLICIES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cortico.atomic import atomic_path, write_json_atomic
+from cortico.envs.cameras import DEFAULT_CAMERAS
+from cortico.envs.contract import KeyframeAction, Observation
+from cortico.perception.pipeline import observation_to_batch
+from cortico.perception.text_encoder import TextEncoder, TextFeatures, validate_instruction
+from cortico.perception.workspace import WorkspaceBounds
+from cortico.registry import Registry
+
+POLICIES: Registry[type] = Registry("policy type")
+POLICIES.register("cortical", "cortico.policies.cortical:CorticalPolicy")
+POLICIES.register("rvt", "cortico.policies.cortical:RVTPolicy")
+POLICIES.register("cnn", "cortico.policies.cnn_bc:CNNPolicy")
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class PolicyLoadError(ValueError):
+    """A saved policy is missing, corrupt, or of another type or configuration."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Settings every policy has (subclasses add theirs; the whole config is saved with the weights).
+
+    Attributes:
+        cameras: the real cameras the policy reads, in order.
+        workspace_low, workspace_high: the workspace box.
+        image_size: camera image size the policy was trained with (evaluation renders at this size).
+        text_model: the frozen text encoder.
+        tasks: tasks seen in training (an instruction of another task is flagged by evaluation).
+    """
+
+    type: ClassVar[str] = ""
+    cameras: tuple[str, ...] = DEFAULT_CAMERAS
+    workspace_low: tuple[float, float, float] = WorkspaceBounds().low
+    workspace_high: tuple[float, float, float] = WorkspaceBounds().high
+    image_size: int = 128
+    text_model: str = "minilm"
+    tasks: tuple[str, ...] = ()
+
+    @property
+    def bounds(self) -> WorkspaceBounds:
+        """The workspace as a :class:`WorkspaceBounds`."""
+        return WorkspaceBounds(self.workspace_low, self.workspace_high)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form with the ``type`` tag."""
+        return {"type": self.type, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PolicyConfig:
+        """Inverse of :meth:`to_dict` (nested dataclasses and tuples restored); unknown keys are refused."""
+        raw = {k: v for k, v in raw.items() if k != "type"}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(fields))
+        if unknown:
+            raise PolicyLoadError(f"{cls.__name__} has no settings {unknown}; known: {sorted(fields)}")
+        values = {}
+        for key, value in raw.items():
+            default = _field_default(fields[key])
+            if dataclasses.is_dataclass(default) and isinstance(value, dict):
+                value = type(default)(**{k: _tuple_deep(v) for k, v in value.items()})
+            values[key] = _tuple_deep(value)
+        return cls(**values)
+
+
+def _field_default(field_: dataclasses.Field) -> Any:
+    if field_.default is not dataclasses.MISSING:
+        return field_.default
+    if field_.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field_.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _tuple_deep(value: Any) -> Any:
+    return tuple(_tuple_deep(v) for v in value) if isinstance(value, list) else value
+
+
+class KeyframePolicy(nn.Module):
+    """Base class: shared text features, the ``act`` wrapper, persistence. Subclasses implement ``loss`` and
+    ``predict`` on ``KeyframeDataset``-style batches.
+    """
+
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._text_encoder: TextEncoder | None = None
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        """The frozen text encoder (loaded on first use; its weights are not part of the policy's)."""
+        if self._text_encoder is None:
+            self._text_encoder = TextEncoder(self.config.text_model)
+        return self._text_encoder
+
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's parameters live."""
+        return next(self.parameters()).device
+
+    def encode_text(self, instructions: list[str]) -> TextFeatures:
+        """Text features of a batch of instructions, on the policy's device."""
+        features = self.text_encoder.encode(list(instructions))
+        device = self.device
+        return TextFeatures(features.tokens.to(device), features.mask.to(device), features.pooled.to(device))
+
+    # ------------------------------------------------------------------------------------------ contract
+    def loss(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Training losses of a batch (``"total"`` is optimised)."""
+        raise NotImplementedError
+
+    def predict(self, batch: dict[str, Any]) -> list[KeyframeAction]:
+        """Next keyframe for each sample of a batch."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, observation: Observation, instruction: str | None = None) -> KeyframeAction:
+        """The next keyframe for one observation (NaN or malformed observations are refused first)."""
+        observation.validate()
+        missing = [c for c in self.config.cameras if c not in observation.cameras]
+        if missing:
+            raise ValueError(
+                f"the policy reads cameras {list(self.config.cameras)}; the observation lacks {missing} "
+                f"(it has {list(observation.cameras)})"
+            )
+        batch = observation_to_batch(observation, tuple(self.config.cameras))
+        batch["instruction"] = [
+            validate_instruction(instruction if instruction is not None else observation.instruction)
+        ]
+        batch["gripper_open"] = torch.tensor([float(observation.gripper_open)])
+        batch["time"] = torch.tensor([float(observation.time)])
+        batch = to_device(batch, self.device)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.predict(batch)[0]
+        finally:
+            self.train(was_training)
+
+    # --------------------------------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(tmp))
+        write_json_atomic(directory / CONFIG_FILE, self.config.to_dict())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> KeyframePolicy:
+        """Load a saved policy of this class (or of any registered type when called on the base class)."""
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not config_path.is_file() or not weights_path.is_file():
+            raise PolicyLoadError(f"{directory} is not a saved policy (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            raw = json.loads(config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise PolicyLoadError(f"{config_path} is not valid JSON ({error})") from error
+        saved_type = raw.get("type")
+        if saved_type not in POLICIES:
+            raise PolicyLoadError(f"{config_path} has policy type {saved_type!r}; known types: {POLICIES.available()}")
+        policy_class = POLICIES.get(saved_type)
+        if cls is not KeyframePolicy and policy_class is not cls:
+            raise PolicyLoadError(f"{directory} holds a {saved_type!r} policy, not a {cls.config_class.type!r} one")
+        policy = policy_class(policy_class.config_class.from_dict(raw))
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError) as error:
+            raise PolicyLoadError(f"{weights_path} is corrupt or truncated ({error})") from error
+        try:
+            missing, unexpected = policy.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # tensor shapes differ from the configuration's
+            raise PolicyLoadError(
+                f"{weights_path} does not fit the {saved_type!r} configuration in {config_path}: {str(error)[:300]}"
+            ) from error
+        if missing or unexpected:
+            raise PolicyLoadError(
+                f"{weights_path} does not fit the {saved_type!r} configuration in {config_path} "
+                f"(missing {sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]})"
+            )
+        return policy.eval()
+
+
+def to_device(batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """The batch with every tensor moved to ``device`` (strings and lists untouched)."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def proprioception(batch: dict[str, Any]) -> torch.Tensor:
+    """``(B, 2)``: gripper open state and time (tens of seconds), the policies' low-dimensional input."""
+    return torch.stack([batch["gripper_open"].float(), batch["time"].float() / 10.0], dim=1)

@@ -1,0 +1,96 @@
+"""Commands of the policies folder: ``train`` and ``eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register this folder's sub-commands."""
+    train = subparsers.add_parser(
+        "train",
+        help="train a keyframe policy (cortical, rvt, cnn) on a demo dataset",
+        description="Train a language-conditioned keyframe policy; checkpoints go to RUN/checkpoints/<step>|last.",
+    )
+    train.add_argument("--policy", default="cortical", help="policy type: cortical, rvt or cnn")
+    train.add_argument("--data", required=True, help="demo dataset directory")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--steps", type=int, help="optimisation steps (default 3000)")
+    train.add_argument("--batch-size", type=int, help="samples per step (default 16)")
+    train.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-4)")
+    train.add_argument("--seed", type=int, help="random seed (default 0)")
+    train.add_argument("--config", help='JSON file: {"train": {...}, "policy": {...}} settings')
+    train.add_argument("--gaze", help="trained gaze model directory (cortical; default: train one first)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.set_defaults(handler=_train)
+
+    evaluate = subparsers.add_parser(
+        "eval",
+        help="evaluate a policy on the embedded suite (success with Wilson intervals)",
+        description="Roll a trained policy out on held-out seeds; writes JSON, a markdown table and a bar plot.",
+    )
+    evaluate.add_argument("--checkpoint", required=True, help="run directory, checkpoint or pretrained_model")
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument("--suite", help="a named suite (default: the tasks the policy was trained on)")
+    which.add_argument("--tasks", help="comma-separated tasks")
+    evaluate.add_argument("--episodes-per-task", type=int, default=10)
+    evaluate.add_argument("--keyframe-budget", type=int, default=15, help="keyframes allowed per episode")
+    evaluate.add_argument("--seed", type=int, default=0, help="evaluation seed base (seeds are >= 1,000,000)")
+    evaluate.add_argument("--json", help="report file (default: CHECKPOINT/eval/report.json)")
+    evaluate.add_argument("--video", help="write one rollout video per task into this directory")
+    evaluate.set_defaults(handler=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cortico.policies.training import TrainConfig, train_policy
+
+    settings: dict = {}
+    policy_settings: dict = {}
+    if args.config:
+        try:
+            raw = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read --config {args.config}: {error}") from error
+        unknown = sorted(set(raw) - {"train", "policy"})
+        if unknown or not isinstance(raw.get("train", {}), dict) or not isinstance(raw.get("policy", {}), dict):
+            raise ValueError(f'--config must be {{"train": {{...}}, "policy": {{...}}}}; unexpected keys {unknown}')
+        settings, policy_settings = dict(raw.get("train", {})), dict(raw.get("policy", {}))
+    for key in ("steps", "batch_size", "learning_rate", "seed"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.gaze:
+        settings["gaze_model"] = args.gaze
+    try:
+        config = TrainConfig(policy=args.policy, policy_overrides=policy_settings, **settings)
+    except TypeError as error:
+        raise ValueError(f"invalid training settings in --config: {error}") from error
+    summary = train_policy(args.data, args.out, config, resume=args.resume)
+    print(f"trained {args.policy} for {summary['steps']} steps in {summary['seconds']:.0f} s; "
+          f"final loss {summary['final_losses'].get('total', float('nan')):.3f}")  # fmt: skip
+    print(f"checkpoint: {summary['checkpoint']}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from cortico.envs.task_catalog import resolve_tasks
+    from cortico.policies.evaluation import evaluate_policy, write_report
+    from cortico.policies.training import load_policy
+
+    policy = load_policy(args.checkpoint)
+    if args.suite or args.tasks:
+        tasks = resolve_tasks(suite=args.suite, tasks=None if args.suite else args.tasks)
+    elif policy.config.tasks:
+        tasks = list(policy.config.tasks)
+    else:
+        raise ValueError("the checkpoint does not record its tasks; pass --suite or --tasks")
+    report = evaluate_policy(policy, tasks, args.episodes_per_task, seed=args.seed,
+                             keyframe_budget=args.keyframe_budget, video_dir=args.video)  # fmt: skip
+    target = Path(args.json) if args.json else Path(args.checkpoint) / "eval" / "report.json"
+    files = write_report(report, target, title=f"{policy.config.type} on {len(tasks)} tasks")
+    print(report.markdown())
+    for untrained in report.untrained_tasks:
+        print(f"note: the policy was not trained on {untrained!r}")
+    print(f"report: {files['json']} (table {files['markdown'].name}, plot {files['plot'].name})")
+    return 0

@@ -1,0 +1,342 @@
+"""Cortical Policy: a dual-stream view transformer, and RVT as its single-stream special case.
+
+Static ("ventral") stream: the coarse stage renders virtual views of the whole workspace; their patch
+tokens, language tokens and 3D keypoint tokens go through a view transformer. Each keypoint token carries
+the features sampled at that keypoint's pixel in every view where it is visible, and a cross-view InfoNCE
+loss pulls together the features of the same keypoint seen from different views (geometric consistency).
+
+Dynamic ("dorsal") stream: the frozen, position-aware gaze model looks at the wrist image; foveated crops
+around its fixation become tokens of a fine stage that renders zoomed views around a focus point
+(RVT-2's coarse-to-fine). At inference the focus is the coarse prediction moved onto the gaze ray when the
+gaze model sees the target, so the gaze sharpens where to zoom; in training it is the target plus noise.
+
+The rotation, gripper and collision heads read the last stage's global features and its local features at
+the target's pixel. ``RVTPolicy`` is the coarse stage alone, without keypoints: views + language only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cortico.envs.cameras import WRIST_CAMERA
+from cortico.envs.contract import KeyframeAction
+from cortico.perception.gaze import GazeConfig, GazeModel, fixation_to_world, foveated_crops
+from cortico.perception.keypoints import farthest_point_sample, project_to_virtual
+from cortico.perception.text_encoder import TextFeatures
+from cortico.perception.virtual_views import VirtualViewRenderer, VirtualViews
+from cortico.policies.action_heads import (
+    DiscreteActionHead,
+    decode_actions,
+    discrete_losses,
+    discrete_targets,
+    heatmap_loss,
+    heatmap_probabilities,
+    heatmap_targets,
+)
+from cortico.policies.augmentation import SceneAugmentation
+from cortico.policies.base import KeyframePolicy, PolicyConfig, proprioception
+from cortico.policies.scene import Scene, build_scene
+from cortico.policies.view_transformer import (
+    ViewTransformer,
+    ViewTransformerConfig,
+    sample_features,
+    tokens_to_maps,
+)
+
+
+@dataclass(frozen=True)
+class CorticalConfig(PolicyConfig):
+    """Cortical Policy settings (see module doc).
+
+    Attributes:
+        views: virtual views of both stages.
+        coarse, fine: view transformers of the coarse (static) and fine (dynamic) stages.
+        num_keypoints: keypoint tokens in the coarse stage (0: none).
+        static_stream: run the coarse stage (without it the fine stage zooms where the gaze points).
+        dynamic_stream: run the gaze-driven fine stage.
+        consistency_weight: weight of the cross-view keypoint consistency loss (0 disables it).
+        consistency_temperature: InfoNCE temperature.
+        zoom: the fine stage's cube is this many times smaller than the workspace cube.
+        heatmap_sigma: Gaussian target width in view pixels.
+        focus_noise: training focus = target + uniform noise of this many metres per axis.
+        fovea_spans: widths (wrist pixels) of the foveated crops; fovea_size: their resolution.
+        gaze: the frozen gaze model's configuration (its weights are part of the policy's).
+        augmentation: SE(3) scene augmentation ranges.
+    """
+
+    type: ClassVar[str] = "cortical"
+    views: tuple[str, ...] = ("top", "front", "left")
+    coarse: ViewTransformerConfig = field(default_factory=ViewTransformerConfig)
+    fine: ViewTransformerConfig = field(default_factory=lambda: ViewTransformerConfig(intra_layers=1, cross_layers=2))
+    num_keypoints: int = 24
+    static_stream: bool = True
+    dynamic_stream: bool = True
+    consistency_weight: float = 0.1
+    consistency_temperature: float = 0.1
+    zoom: float = 4.0
+    heatmap_sigma: float = 1.5
+    focus_noise: float = 0.03
+    fovea_spans: tuple[int, ...] = (16, 40)
+    fovea_size: int = 32
+    gaze: GazeConfig = field(default_factory=GazeConfig)
+    augmentation: SceneAugmentation = field(default_factory=SceneAugmentation)
+
+    def __post_init__(self) -> None:
+        if not (self.static_stream or self.dynamic_stream):
+            raise ValueError("at least one stream (static or dynamic) must be on")
+        for name, stage in (("coarse", self.coarse), ("fine", self.fine)):
+            if stage.num_views != len(self.views):
+                raise ValueError(f"the {name} stage expects {stage.num_views} views, but views are {self.views}")
+        if self.dynamic_stream and WRIST_CAMERA not in self.cameras:
+            raise ValueError(f"the dynamic stream reads the {WRIST_CAMERA!r} camera; cameras are {self.cameras}")
+        if self.zoom < 1:
+            raise ValueError(f"zoom must be >= 1, got {self.zoom}")
+
+
+@dataclass(frozen=True)
+class RVTConfig(CorticalConfig):
+    """RVT: the coarse stage only, virtual views + language (no keypoints, no gaze, no zoom)."""
+
+    type: ClassVar[str] = "rvt"
+    num_keypoints: int = 0
+    dynamic_stream: bool = False
+    consistency_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_keypoints or self.dynamic_stream or self.consistency_weight or not self.static_stream:
+            raise ValueError("an RVT policy is the static views + language stage alone; use type 'cortical' for more")
+
+
+class FoveaEncoder(nn.Module):
+    """Foveated crops ``(B, S, 3, s, s)`` -> tokens ``(B, S * 16, D)`` (a 4x4 grid per scale)."""
+
+    def __init__(self, scales: int, dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, dim // 2, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(dim // 2, dim, 3, stride=2, padding=1), nn.GELU(),
+            nn.AdaptiveAvgPool2d(4),
+        )  # fmt: skip
+        self.scale_embedding = nn.Parameter(torch.zeros(1, scales, 1, dim))
+        nn.init.normal_(self.scale_embedding, std=0.02)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        batch, scales = crops.shape[:2]
+        features = self.net(crops.flatten(0, 1) * 2 - 1).flatten(2).transpose(1, 2)  # (B*S, 16, D)
+        return (features.view(batch, scales, 16, -1) + self.scale_embedding).flatten(1, 2)
+
+
+def keypoint_consistency(features: torch.Tensor, visible: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Cross-view InfoNCE: a keypoint's feature in view a must match the same keypoint in view b.
+
+    Args:
+        features: ``(B, V, K, D)`` features sampled at each keypoint's pixel in each view.
+        visible: ``(B, V, K)`` where the keypoint is actually seen.
+
+    Returns:
+        The mean loss over view pairs and keypoints seen in both views (0 when there are none).
+    """
+    normalised = F.normalize(features, dim=-1)
+    views = features.shape[1]
+    losses = []
+    for a in range(views):
+        for b in range(views):
+            if a == b:
+                continue
+            both = visible[:, a] & visible[:, b]  # (B, K)
+            if not both.any():
+                continue
+            logits = normalised[:, a] @ normalised[:, b].transpose(1, 2) / temperature  # (B, K, K)
+            logits = logits.masked_fill(~both[:, None, :], float("-inf"))
+            rows = logits[both]  # (M, K): one row per keypoint seen in both views
+            targets = torch.nonzero(both)[:, 1]
+            losses.append(F.cross_entropy(rows, targets))
+    return torch.stack(losses).mean() if losses else features.new_zeros(())
+
+
+class CorticalPolicy(KeyframePolicy):
+    """The dual-stream view transformer policy (see module doc)."""
+
+    config_class: ClassVar[type[PolicyConfig]] = CorticalConfig
+
+    def __init__(self, config: CorticalConfig | None = None) -> None:
+        config = config or self.config_class()
+        super().__init__(config)
+        c = config
+        self.coarse_renderer = VirtualViewRenderer(c.views, c.coarse.image_size, c.bounds)
+        self.fine_renderer = VirtualViewRenderer(c.views, c.fine.image_size, c.bounds)
+        last = c.fine if c.dynamic_stream else c.coarse
+        if c.static_stream:
+            self.coarse = ViewTransformer(c.coarse)
+            if c.num_keypoints:
+                self.keypoint_embedding = nn.Sequential(
+                    nn.Linear(3, c.coarse.dim), nn.GELU(), nn.Linear(c.coarse.dim, c.coarse.dim)
+                )
+        if c.dynamic_stream:
+            self.fine = ViewTransformer(c.fine)
+            self.fovea = FoveaEncoder(len(c.fovea_spans), c.fine.dim)
+            self.gaze = GazeModel(c.gaze).eval().requires_grad_(False)
+        features = 2 * last.dim + len(c.views) * last.decoder_channels + last.proprio_dim
+        self.head = DiscreteActionHead(features)
+
+    def train(self, mode: bool = True) -> CorticalPolicy:
+        """Train mode for everything but the frozen gaze model."""
+        super().train(mode)
+        if self.config.dynamic_stream:
+            self.gaze.eval()
+        return self
+
+    # --------------------------------------------------------------------------------------- stages
+    def _coarse_stage(
+        self, scene: Scene, text: TextFeatures, proprio: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[VirtualViews, Any, torch.Tensor]:
+        """Coarse views and the static-stream transformer; returns (views, output, consistency loss)."""
+        c = self.config
+        views = self.coarse_renderer.render(scene.points, scene.colors, scene.mask)
+        consistency = scene.points.new_zeros(())
+        extra = None
+        if c.num_keypoints:
+            index = farthest_point_sample(scene.points, c.num_keypoints, scene.mask, generator)
+            keypoints = torch.gather(scene.points, 1, index[..., None].expand(-1, -1, 3))
+            located = project_to_virtual(keypoints, views, self.coarse_renderer)
+            normalised = (keypoints - views.center[:, None]) / views.half_size[:, None, None]
+
+            def extra(view_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                nonlocal consistency
+                maps = tokens_to_maps(view_tokens, c.coarse.grid)
+                sampled = sample_features(maps, (located.pixels + 0.5) / c.coarse.patch - 0.5)  # (B, V, K, D)
+                if c.consistency_weight:
+                    consistency = keypoint_consistency(sampled, located.visible, c.consistency_temperature)
+                seen = located.visible.float()[..., None]
+                pooled = (sampled * seen).sum(1) / seen.sum(1).clamp_min(1.0)
+                return pooled + self.keypoint_embedding(normalised), located.visible.any(dim=1)
+
+        output = self.coarse(views.features(), text.tokens, text.mask, proprio, extra)
+        return views, output, consistency
+
+    def _fovea_tokens(self, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """Gaze on the wrist image: fovea tokens and the gaze output (fixation in native wrist pixels)."""
+        c = self.config
+        wrist = c.cameras.index(WRIST_CAMERA)
+        images = batch["rgb"][:, wrist].permute(0, 3, 1, 2).float() / 255.0
+        native = images.shape[-1]
+        size = c.gaze.image_size
+        small = F.interpolate(images, size=(size, size), mode="area") if native != size else images
+        text = self.encode_text(batch["instruction"]).pooled if c.gaze.text_dim else None
+        with torch.no_grad():
+            gaze = self.gaze(small, text)
+        fixation = (gaze.fixation + 0.5) * (native / size) - 0.5
+        crops = foveated_crops(images, fixation, c.fovea_spans, c.fovea_size)
+        return self.fovea(crops), (gaze, fixation)
+
+    def _fine_stage(
+        self, scene: Scene, focus: torch.Tensor, fovea: torch.Tensor, text: TextFeatures, proprio: torch.Tensor
+    ) -> tuple[VirtualViews, Any]:
+        center, half = self.fine_renderer.zoomed_cube(focus, self.config.zoom)
+        views = self.fine_renderer.render(scene.points, scene.colors, scene.mask, center, half)
+        mask = torch.ones(fovea.shape[:2], dtype=torch.bool, device=fovea.device)
+        output = self.fine(views.features(), text.tokens, text.mask, proprio, lambda _: (fovea, mask))
+        return views, output
+
+    def _head_inputs(
+        self,
+        views: VirtualViews,
+        output: Any,
+        renderer: VirtualViewRenderer,
+        target: torch.Tensor,
+        proprio: torch.Tensor,
+    ) -> torch.Tensor:
+        uv, _ = renderer.world_to_pixel(target[:, None], views.center, views.half_size)  # (B, V, 1, 2)
+        local = sample_features(output.decoder_features, uv).flatten(1)  # (B, V * C)
+        return torch.cat([output.global_features, local, proprio], dim=1)
+
+    # ------------------------------------------------------------------------------------- training
+    def loss(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Heatmap, rotation, gripper, collision and consistency losses of a training batch."""
+        c = self.config
+        scene = build_scene(batch, c.bounds, c.augmentation if self.training else None, generator)
+        target = scene.actions[:, :3]
+        text = self.encode_text(batch["instruction"])
+        proprio = proprioception(batch)
+        losses: dict[str, torch.Tensor] = {}
+        if c.static_stream:
+            views, output, consistency = self._coarse_stage(scene, text, proprio, generator)
+            uv, _ = self.coarse_renderer.world_to_pixel(target[:, None], views.center, views.half_size)
+            goal = heatmap_targets(uv[:, :, 0], c.coarse.image_size, c.heatmap_sigma)
+            losses["coarse_heatmap"] = heatmap_loss(output.heatmap_logits, goal)
+            if c.consistency_weight:
+                losses["consistency"] = consistency
+            last, renderer = (views, output), self.coarse_renderer
+        if c.dynamic_stream:
+            noise = ((torch.rand(target.shape, generator=generator) * 2 - 1) * c.focus_noise).to(target.device)
+            fovea, _ = self._fovea_tokens(batch)
+            views, output = self._fine_stage(scene, target + noise, fovea, text, proprio)
+            uv, _ = self.fine_renderer.world_to_pixel(target[:, None], views.center, views.half_size)
+            goal = heatmap_targets(uv[:, :, 0], c.fine.image_size, c.heatmap_sigma)
+            losses["fine_heatmap"] = heatmap_loss(output.heatmap_logits, goal)
+            last, renderer = (views, output), self.fine_renderer
+        logits = self.head(self._head_inputs(*last, renderer, target, proprio))
+        losses.update(discrete_losses(logits, discrete_targets(scene.actions)))
+        total = sum(value for key, value in losses.items() if key != "consistency")
+        losses["total"] = total + c.consistency_weight * losses.get("consistency", 0.0)
+        return losses
+
+    # ------------------------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> list[KeyframeAction]:
+        """Coarse stage, focus, fine stage, heads: one keyframe per sample."""
+        c = self.config
+        scene = build_scene(batch, c.bounds)
+        text = self.encode_text(batch["instruction"])
+        proprio = proprioception(batch)
+        coarse_position = None
+        if c.static_stream:
+            views, output, _ = self._coarse_stage(scene, text, proprio, torch.Generator().manual_seed(0))
+            coarse_position = self.coarse_renderer.heatmaps_to_world(
+                heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
+            )
+            last, renderer, position = (views, output), self.coarse_renderer, coarse_position
+        if c.dynamic_stream:
+            fovea, (gaze, fixation) = self._fovea_tokens(batch)
+            focus = self._focus(batch, coarse_position, gaze, fixation)
+            views, output = self._fine_stage(scene, focus, fovea, text, proprio)
+            position = self.fine_renderer.heatmaps_to_world(
+                heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
+            )
+            last, renderer = (views, output), self.fine_renderer
+        logits = self.head(self._head_inputs(*last, renderer, position, proprio))
+        return decode_actions(position, logits)
+
+    def _focus(
+        self, batch: dict[str, Any], coarse: torch.Tensor | None, gaze: Any, fixation: torch.Tensor
+    ) -> torch.Tensor:
+        """Where the fine stage zooms: the coarse point moved onto the gaze ray when the gaze sees the target.
+
+        Without a static stream, the gaze's 3D fixation (or the gripper when the gaze sees nothing).
+        """
+        wrist = self.config.cameras.index(WRIST_CAMERA)
+        intrinsics, extrinsics = batch["intrinsics"][:, wrist].float(), batch["extrinsics"][:, wrist].float()
+        sees_target = gaze.visible_logits[:, 0] > 0
+        if coarse is None:
+            world, valid = fixation_to_world(fixation, batch["depth"][:, wrist], intrinsics, extrinsics)
+            fallback = batch["gripper_pose"][:, :3].float()
+            return torch.where((sees_target & valid)[:, None], world, fallback)
+        homogeneous = torch.cat([fixation, torch.ones_like(fixation[:, :1])], dim=1)
+        ray = torch.einsum("bij,bj->bi", extrinsics[:, :3, :3], torch.linalg.solve(intrinsics, homogeneous))
+        ray = F.normalize(ray, dim=-1)
+        origin = extrinsics[:, :3, 3]
+        along = ((coarse - origin) * ray).sum(-1, keepdim=True).clamp_min(0.0)
+        on_ray = origin + along * ray
+        return torch.where(sees_target[:, None], on_ray, coarse)
+
+
+class RVTPolicy(CorticalPolicy):
+    """The single-stream baseline: virtual views + language (RVT), same pipeline and heads."""
+
+    config_class: ClassVar[type[PolicyConfig]] = RVTConfig

@@ -1,0 +1,221 @@
+"""Closed-loop evaluation of a keyframe policy on the embedded suite, with confidence intervals.
+
+Each episode resets a task with an evaluation seed (>= 1,000,000, never a demonstration seed), then asks
+the policy for keyframes and executes them with the keyframe controller until success or the keyframe
+budget is spent. Success per task carries a Wilson 95% interval.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cortico.atomic import write_json_atomic
+from cortico.envs.dataset.collect import EVALUATION_SEED_OFFSET, SEEDS_PER_BASE
+from cortico.envs.metaworld_backend import MetaWorldEnv
+from cortico.policies.base import KeyframePolicy
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a success rate (95% for ``z = 1.96``)."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (rate + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluation_seed(seed: int, episode: int) -> int:
+    """Seed of an evaluation episode (disjoint from every demonstration seed)."""
+    return EVALUATION_SEED_OFFSET + seed * SEEDS_PER_BASE + episode
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluation episode."""
+
+    task: str
+    seed: int
+    instruction: str
+    success: bool
+    keyframes: int
+    decision_seconds: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+
+
+@dataclass
+class EvaluationReport:
+    """Per-task and overall results."""
+
+    episodes: list[EpisodeResult]
+    keyframe_budget: int
+    untrained_tasks: list[str]
+
+    def per_task(self) -> dict[str, dict[str, Any]]:
+        """Success rate, Wilson interval, keyframes used and decision time per task."""
+        rows: dict[str, dict[str, Any]] = {}
+        for task in dict.fromkeys(e.task for e in self.episodes):
+            runs = [e for e in self.episodes if e.task == task]
+            wins = sum(e.success for e in runs)
+            low, high = wilson_interval(wins, len(runs))
+            times = [t for e in runs for t in e.decision_seconds]
+            rows[task] = {
+                "episodes": len(runs),
+                "successes": wins,
+                "success_rate": wins / len(runs),
+                "wilson95": [low, high],
+                "mean_keyframes": statistics.mean(e.keyframes for e in runs),
+                "mean_decision_ms": 1000 * statistics.mean(times) if times else float("nan"),
+                "trained_on_task": task not in self.untrained_tasks,
+            }
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """Mean success over tasks and overall figures."""
+        rows = self.per_task()
+        times = [t for e in self.episodes for t in e.decision_seconds]
+        wins = sum(e.success for e in self.episodes)
+        return {
+            "mean_success": float(np.mean([r["success_rate"] for r in rows.values()])) if rows else 0.0,
+            "episodes": len(self.episodes),
+            "successes": wins,
+            "wilson95_all_episodes": list(wilson_interval(wins, len(self.episodes))),
+            "mean_keyframes": statistics.mean(e.keyframes for e in self.episodes) if self.episodes else 0.0,
+            "median_decision_ms": 1000 * statistics.median(times) if times else float("nan"),
+            "keyframe_budget": self.keyframe_budget,
+            "untrained_tasks": self.untrained_tasks,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"summary": self.summary(), "tasks": self.per_task(), "episodes": [asdict(e) for e in self.episodes]}
+
+    def markdown(self) -> str:
+        """A markdown table of the per-task results."""
+        lines = ["| task | success | 95% Wilson | keyframes | ms/decision |", "|---|---|---|---|---|"]
+        for task, row in self.per_task().items():
+            flag = "" if row["trained_on_task"] else " (not trained on)"
+            low, high = row["wilson95"]
+            lines.append(
+                f"| {task}{flag} | {row['successes']}/{row['episodes']} ({row['success_rate']:.0%}) | "
+                f"{low:.2f}-{high:.2f} | {row['mean_keyframes']:.1f} | {row['mean_decision_ms']:.0f} |"
+            )
+        summary = self.summary()
+        lines.append(f"| **mean** | **{summary['mean_success']:.1%}** | | {summary['mean_keyframes']:.1f} | "
+                     f"{summary['median_decision_ms']:.0f} (median) |")  # fmt: skip
+        return "\n".join(lines) + "\n"
+
+
+def run_episode(
+    policy: KeyframePolicy,
+    env: MetaWorldEnv,
+    seed: int,
+    keyframe_budget: int,
+    frames: list[np.ndarray] | None = None,
+) -> EpisodeResult:
+    """Roll the policy out for one seeded episode; ``frames`` collects every low-level step's cameras."""
+    observation = env.reset(seed=seed)
+    result = EpisodeResult(env.task, seed, observation.instruction, False, 0)
+    record = None
+    if frames is not None:
+        frames.append(np.concatenate([f.rgb for f in observation.cameras.values()], axis=1))
+
+        def record(environment: MetaWorldEnv) -> None:
+            frames.append(np.concatenate([f.rgb for f in environment.observe().cameras.values()], axis=1))
+
+    for _ in range(keyframe_budget):
+        started = time.perf_counter()
+        action = policy.act(observation)
+        result.decision_seconds.append(time.perf_counter() - started)
+        outcome = env.execute(action, on_step=record)
+        result.keyframes += 1
+        observation = outcome.observation
+        if outcome.success:
+            result.success, result.stop_reason = True, "success"
+            return result
+        if env.episode_over:
+            result.stop_reason = "episode step budget spent"
+            return result
+    result.stop_reason = f"keyframe budget ({keyframe_budget}) spent"
+    return result
+
+
+def evaluate_policy(
+    policy: KeyframePolicy,
+    tasks: list[str],
+    episodes_per_task: int,
+    *,
+    seed: int = 0,
+    keyframe_budget: int = 15,
+    video_dir: str | Path | None = None,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Evaluate ``policy`` on ``tasks`` in process (the Ray version distributes the same episodes)."""
+    from tqdm import tqdm
+
+    from cortico.envs.visualize import write_video
+
+    if episodes_per_task < 1 or keyframe_budget < 1:
+        raise ValueError("episodes per task and the keyframe budget must be >= 1")
+    untrained = [t for t in tasks if policy.config.tasks and t not in policy.config.tasks]
+    episodes: list[EpisodeResult] = []
+    bar = tqdm(total=len(tasks) * episodes_per_task, desc="eval", unit="ep", disable=not progress)
+    for task in tasks:
+        env = MetaWorldEnv(task, cameras=policy.config.cameras, image_size=policy.config.image_size,
+                           max_episode_steps=keyframe_budget * 160)  # fmt: skip
+        for episode in range(episodes_per_task):
+            frames = [] if video_dir is not None and episode == 0 else None
+            result = run_episode(policy, env, evaluation_seed(seed, episode), keyframe_budget, frames)
+            episodes.append(result)
+            if frames:
+                write_video(Path(video_dir) / f"{task}_seed{result.seed}.mp4", frames, fps=40)
+            bar.update(1)
+            bar.set_postfix(task=task, success=f"{sum(e.success for e in episodes)}/{len(episodes)}")
+        env.close()
+    bar.close()
+    return EvaluationReport(episodes, keyframe_budget, untrained)
+
+
+def write_report(report: EvaluationReport, json_path: str | Path, title: str = "") -> dict[str, Path]:
+    """Write the JSON report, the markdown table beside it and a bar plot (PNG) of success per task."""
+    json_path = Path(json_path)
+    write_json_atomic(json_path, report.to_dict())
+    table = json_path.with_suffix(".md")
+    table.write_text((f"## {title}\n\n" if title else "") + report.markdown())
+    plot = json_path.with_suffix(".png")
+    plot_success(report, plot, title)
+    return {"json": json_path, "markdown": table, "plot": plot}
+
+
+def plot_success(report: EvaluationReport, path: Path, title: str = "") -> None:
+    """Bar plot of per-task success with Wilson intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cortico.atomic import atomic_path
+
+    rows = report.per_task()
+    names = list(rows)
+    rates = np.array([rows[n]["success_rate"] for n in names])
+    low = rates - np.array([rows[n]["wilson95"][0] for n in names])
+    high = np.array([rows[n]["wilson95"][1] for n in names]) - rates
+    figure, axis = plt.subplots(figsize=(max(4, 0.7 * len(names) + 2), 3.2))
+    axis.bar(range(len(names)), rates, yerr=[low, high], capsize=3, color="#4c72b0")
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel("success")
+    axis.set_title(title or f"mean success {report.summary()['mean_success']:.0%}")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)

@@ -1,0 +1,203 @@
+"""Training of keyframe policies: seeded, resumable, checkpointed in a LeRobot-like layout.
+
+    RUN/train_config.json                                  what was asked for (and the resolved policy config)
+    RUN/checkpoints/<step>/pretrained_model/               config.json + model.safetensors (load with load_policy)
+    RUN/checkpoints/<step>/training_state/                 optimizer, random generators, step (safetensors + JSON)
+    RUN/checkpoints/last -> <step>                         the newest checkpoint
+    RUN/log.jsonl, RUN/tensorboard/                        scalars
+
+Batches are drawn with a seeded generator whose state is part of the checkpoint, so a resumed run follows
+the same loss curve as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import default_collate
+
+from cortico.atomic import write_json_atomic
+from cortico.checkpoint import load_checkpoint, save_checkpoint
+from cortico.envs.cameras import WRIST_CAMERA
+from cortico.envs.dataset.index import DatasetError
+from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
+from cortico.perception.gaze import GazeModel
+from cortico.perception.gaze_training import GazeTrainConfig, learning_rate_factor, train_gaze
+from cortico.policies.base import POLICIES, KeyframePolicy, PolicyConfig, PolicyLoadError, to_device
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+PRETRAINED = "pretrained_model"
+TRAINING_STATE = "training_state"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of ``cortico train``.
+
+    Attributes:
+        policy: policy type (``cortical``, ``rvt``, ``cnn``).
+        steps: optimisation steps.
+        batch_size: samples per step.
+        learning_rate: peak AdamW learning rate (linear warm-up, then cosine decay).
+        sample_steps: ``"keyframes"`` (PerAct/RVT samples) or ``"all"`` (every stored step before the last keyframe).
+        policy_overrides: settings of the policy's config (e.g. ``{"num_keypoints": 32}``).
+        gaze_model: a trained gaze model directory for the cortical policy's dynamic stream; when empty,
+            one is trained on the same data first (``gaze_steps`` steps) into ``RUN/gaze``.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    policy: str = "cortical"
+    steps: int = 3000
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    seed: int = 0
+    sample_steps: str = "keyframes"
+    checkpoint_every: int = 500
+    log_every: int = 25
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    gaze_model: str = ""
+    gaze_steps: int = 1000
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy type {self.policy!r}; available: {POLICIES.available()}")
+        if self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError(f"steps, batch size and learning rate must be positive (got {self.steps}, "
+                             f"{self.batch_size}, {self.learning_rate})")  # fmt: skip
+
+
+def policy_config(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None = None) -> PolicyConfig:
+    """The policy's configuration for a dataset: overrides, then cameras, image size, tasks and gaze filled in."""
+    config_class: type[PolicyConfig] = POLICIES.get(train.policy).config_class
+    settings = dict(train.policy_overrides)
+    settings.setdefault("cameras", list(dataset.cameras))
+    settings["image_size"] = int(dataset.index.collection["signature"]["image_size"])
+    settings["tasks"] = sorted({e.task for e in dataset.episodes})
+    if gaze is not None:
+        settings["gaze"] = asdict(gaze.config)
+    return config_class.from_dict(settings)
+
+
+def build_policy(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None) -> KeyframePolicy:
+    """The policy for a dataset, with the frozen gaze weights copied in when it has a dynamic stream."""
+    config = policy_config(train, dataset, gaze)
+    policy = POLICIES.get(train.policy)(config)
+    if gaze is not None:
+        policy.gaze.load_state_dict(gaze.state_dict())
+    return policy
+
+
+def train_policy(
+    data: str | Path, out: str | Path, train: TrainConfig, *, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train a policy; returns a summary (final losses, seconds, checkpoint path)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    out = Path(out)
+    last = out / CHECKPOINTS / "last"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ValueError(f"{out} is not empty; pass --resume to continue its training or choose a new --out")
+    if resume and (out / "train_config.json").exists():
+        saved = json.loads((out / "train_config.json").read_text())["train"]
+        if saved["policy"] != train.policy:
+            raise PolicyLoadError(f"{out} trains a {saved['policy']!r} policy, not {train.policy!r}")
+    dataset = KeyframeDataset(data, sample_steps=train.sample_steps)
+    uses_gaze = getattr(policy_config(train, dataset), "dynamic_stream", False)
+    gaze = _gaze_model(data, out, train, dataset) if uses_gaze else None
+    torch.manual_seed(train.seed)
+    generator = torch.Generator().manual_seed(train.seed)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if train.device == "auto" else train.device)
+    policy = build_policy(train, dataset, gaze).to(device)
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=train.learning_rate, weight_decay=train.weight_decay)
+    start = 0
+    if resume and last.exists():
+        start, _ = load_checkpoint(last / TRAINING_STATE, model=policy, optimizer=optimizer, generator=generator)
+        logger.info("resumed at step %d from %s", start, last)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "train_config.json", {"train": asdict(train), "policy": policy.config.to_dict(),
+                                                  "data": str(data), "dataset": dataset.describe()})  # fmt: skip
+    writer = SummaryWriter(str(out / "tensorboard"))
+    policy.train()
+    bar = tqdm(total=train.steps, initial=start, desc=f"train {train.policy}", unit="step", disable=not progress)
+    started = time.perf_counter()
+    recent: dict[str, float] = {}
+    for step in range(start, train.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = train.learning_rate * learning_rate_factor(step, train.steps, train.warmup_steps)
+        indices = torch.randint(len(dataset), (train.batch_size,), generator=generator).tolist()
+        batch = to_device(default_collate([dataset[i] for i in indices]), device)
+        losses = policy.loss(batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(trainable, train.grad_clip)
+        optimizer.step()
+        done = step + 1
+        recent = {k: v.item() for k, v in losses.items()}
+        bar.update(1)
+        bar.set_postfix(loss=f"{recent['total']:.3f}")
+        if done % train.log_every == 0 or done == train.steps:
+            for key, value in recent.items():
+                writer.add_scalar(f"train/{key}", value, done)
+            writer.add_scalar("train/learning_rate", optimizer.param_groups[0]["lr"], done)
+            with open(out / "log.jsonl", "a") as handle:
+                handle.write(json.dumps({"step": done, **recent}) + "\n")
+        if done % train.checkpoint_every == 0 or done == train.steps:
+            save_training_checkpoint(out, policy, optimizer, generator, done)
+    bar.close()
+    writer.close()
+    dataset.close()
+    return {"steps": train.steps, "final_losses": recent, "seconds": time.perf_counter() - started,
+            "checkpoint": str(last)}  # fmt: skip
+
+
+def save_training_checkpoint(
+    out: Path, policy: KeyframePolicy, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int
+) -> Path:
+    """Write ``checkpoints/<step>`` (pretrained model + training state) and point ``last`` at it."""
+    directory = out / CHECKPOINTS / f"{step:06d}"
+    policy.save(directory / PRETRAINED)
+    save_checkpoint(directory / TRAINING_STATE, model=policy, optimizer=optimizer, step=step, generator=generator)
+    link = out / CHECKPOINTS / "last"
+    temporary = out / CHECKPOINTS / f".last.{os.getpid()}"
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(directory.name)
+    os.replace(temporary, link)  # atomic switch of the "last" pointer
+    return directory
+
+
+def _gaze_model(data: str | Path, out: Path, train: TrainConfig, dataset: KeyframeDataset) -> GazeModel:
+    """The frozen gaze model: the one given, or one trained on the same demos into ``RUN/gaze``."""
+    if train.gaze_model:
+        return GazeModel.load(train.gaze_model)
+    if WRIST_CAMERA not in dataset.cameras:
+        raise DatasetError(f"the dynamic stream needs the {WRIST_CAMERA!r} camera; {data} has {list(dataset.cameras)}")
+    run = out / "gaze"
+    if not (run / "model" / "config.json").exists():
+        logger.info("training the gaze model first (%d steps) into %s", train.gaze_steps, run)
+        train_gaze(data, run, replace(GazeTrainConfig(), steps=train.gaze_steps, seed=train.seed), resume=run.exists())
+    return GazeModel.load(run / "model")
+
+
+def load_policy(path: str | Path) -> KeyframePolicy:
+    """Load a policy from a run directory (its last checkpoint), a checkpoint directory or a pretrained_model."""
+    path = Path(path)
+    for candidate in (path / CHECKPOINTS / "last" / PRETRAINED, path / PRETRAINED, path):
+        if (candidate / "config.json").is_file():
+            return KeyframePolicy.load(candidate)
+    raise PolicyLoadError(f"no saved policy under {path} (looked for {CHECKPOINTS}/last/{PRETRAINED}, {PRETRAINED})")

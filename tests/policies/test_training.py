@@ -1,0 +1,83 @@
+"""Training and evaluation end to end: layout, exact resume, the CLI, and bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+from safetensors.torch import load_file
+
+from cortico.cli import main
+from cortico.policies import training
+from cortico.policies.training import TrainConfig, load_policy, train_policy
+
+from .conftest import TINY_VIEW
+
+TINY_RVT = {"coarse": asdict(TINY_VIEW), "fine": asdict(TINY_VIEW)}
+TINY_CNN = {"width": 32, "hidden": 64}
+
+
+def test_run_layout_and_exact_resume(one_episode, tmp_path, monkeypatch):
+    config = TrainConfig(policy="cnn", steps=6, batch_size=2, checkpoint_every=3, log_every=1, warmup_steps=1,
+                         policy_overrides=TINY_CNN)  # fmt: skip
+    train_policy(one_episode, tmp_path / "full", config, progress=False)
+    checkpoints = tmp_path / "full" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["000003", "000006", "last"]
+    assert (checkpoints / "last").resolve().name == "000006"
+    assert (checkpoints / "last" / "pretrained_model" / "model.safetensors").is_file()
+    assert list((tmp_path / "full" / "tensorboard").iterdir())
+    assert len((tmp_path / "full" / "log.jsonl").read_text().splitlines()) == 6
+
+    save = training.save_training_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_training_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_policy(one_episode, tmp_path / "split", config, progress=False)
+    monkeypatch.setattr(training, "save_training_checkpoint", save)
+    with pytest.raises(ValueError, match="--resume"):
+        train_policy(one_episode, tmp_path / "split", config, progress=False)
+    train_policy(one_episode, tmp_path / "split", config, resume=True, progress=False)
+    full = load_file(checkpoints / "last" / "pretrained_model" / "model.safetensors")
+    split = load_file(tmp_path / "split" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors")
+    assert all((full[k] == split[k]).all() for k in full)
+    full_log = (tmp_path / "full" / "log.jsonl").read_text().splitlines()
+    split_log = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
+    assert full_log == split_log, "the resumed run must follow the same loss curve"
+
+
+def test_cli_train_and_eval(one_episode, tmp_path, capsys):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"train": {"warmup_steps": 1, "checkpoint_every": 2}, "policy": TINY_RVT}))
+    code = main(["train", "--policy", "rvt", "--data", str(one_episode), "--out", str(tmp_path / "run"),
+                 "--steps", "2", "--batch-size", "2", "--config", str(settings)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    policy = load_policy(tmp_path / "run")
+    assert policy.config.type == "rvt" and policy.config.tasks == ("drawer-close",)
+    code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--tasks", "drawer-close,reach",
+                 "--episodes-per-task", "1", "--keyframe-budget", "2", "--json", str(tmp_path / "eval.json")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "| drawer-close |" in out and "not trained on" in out
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["summary"]["episodes"] == 2 and report["tasks"]["reach"]["trained_on_task"] is False
+    assert all(e["seed"] >= 1_000_000 for e in report["episodes"])
+    assert (tmp_path / "eval.png").stat().st_size > 1000 and (tmp_path / "eval.md").read_text().startswith("## rvt")
+
+
+def test_training_refuses_bad_input(one_episode, tmp_path, capsys):
+    code = main(["train", "--policy", "diffusion", "--data", str(one_episode), "--out", str(tmp_path / "a")])
+    assert code == 2 and "available: ['cnn', 'cortical', 'rvt']" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"train": {"stepz": 3}}')
+    code = main(["train", "--policy", "rvt", "--data", str(one_episode), "--out", str(tmp_path / "b"),
+                 "--config", str(tmp_path / "bad.json")])  # fmt: skip
+    assert code == 2 and "stepz" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"policy": {"num_keypoints": 4}}')
+    code = main(["train", "--policy", "rvt", "--data", str(one_episode), "--out", str(tmp_path / "c"),
+                 "--config", str(tmp_path / "bad.json"), "--steps", "1"])  # fmt: skip
+    assert code == 2 and "RVT policy is the static views" in capsys.readouterr().err
+    code = main(["eval", "--checkpoint", str(tmp_path / "missing")])
+    assert code == 2 and "no saved policy" in capsys.readouterr().err
