@@ -98,8 +98,9 @@ def _tuple_deep(value: Any) -> Any:
 
 
 class KeyframePolicy(nn.Module):
-    """Base class: shared text features, the ``act`` wrapper, persistence. Subclasses implement ``loss`` and
-    ``predict`` on ``KeyframeDataset``-style batches.
+    """Base class of every policy: text features, the ``act`` wrapper and persistence.
+
+    Subclasses implement ``loss`` and ``predict`` on ``KeyframeDataset``-style batches.
     """
 
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig

@@ -127,6 +127,7 @@ class FoveaEncoder(nn.Module):
         nn.init.normal_(self.scale_embedding, std=0.02)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        """Encode every scale's crop into a 4x4 grid of tokens."""
         batch, scales = crops.shape[:2]
         features = self.net(crops.flatten(0, 1) * 2 - 1).flatten(2).transpose(1, 2)  # (B*S, 16, D)
         return (features.view(batch, scales, 16, -1) + self.scale_embedding).flatten(1, 2)

@@ -14,8 +14,10 @@ from cortico.policies.augmentation import SceneAugmentation, transform_actions, 
 
 @dataclass
 class Scene:
-    """A batch of clouds ``(B, N, 3)`` with colours and validity, the (moved) target actions ``(B, 9)`` if
-    known, and the rigid motion applied: ``p -> rotation @ p + translation``.
+    """A batch of fused clouds and their (moved) target actions.
+
+    Clouds are ``(B, N, 3)`` with colours and validity, targets ``(B, 9)`` when known, and the rigid motion
+    applied to both is ``p -> rotation @ p + translation``.
     """
 
     points: torch.Tensor

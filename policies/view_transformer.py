@@ -1,5 +1,7 @@
-"""The multi-view transformer (RVT): patch tokens of every virtual view, intra-view then cross-view
-attention with language tokens (and optional extra tokens), decoded into one heatmap per view.
+"""The multi-view transformer (RVT), decoding one heatmap per virtual view.
+
+Patch tokens of every virtual view go through intra-view then cross-view attention with language tokens
+(and optional extra tokens).
 
 Tensor shapes: views ``(B, V, C, H, W)``; text tokens ``(B, L, Dt)`` with mask ``(B, L)``; proprioception
 ``(B, P)``; extra tokens ``(B, E, D)`` with mask ``(B, E)``. ``H = W = image_size``, ``h = H / patch``.

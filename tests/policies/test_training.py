@@ -58,8 +58,8 @@ def test_cli_train_and_eval(one_episode, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     policy = load_policy(tmp_path / "run")
     assert policy.config.type == "rvt" and policy.config.tasks == ("drawer-close",)
-    code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--tasks", "drawer-close,reach",
-                 "--episodes-per-task", "1", "--keyframe-budget", "2", "--json", str(tmp_path / "eval.json")])  # fmt: skip
+    code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--tasks", "drawer-close,reach", "--episodes-per-task",
+                 "1", "--keyframe-budget", "2", "--json", str(tmp_path / "eval.json")])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "| drawer-close |" in out and "not trained on" in out
     report = json.loads((tmp_path / "eval.json").read_text())
