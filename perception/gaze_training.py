@@ -134,6 +134,7 @@ class GazeTrainConfig:
     eval_every: int = 250
     checkpoint_every: int = 250
     text_model: str = "minilm"
+    device: str = "auto"
     model: GazeConfig = field(default_factory=GazeConfig)
 
     def __post_init__(self) -> None:
@@ -156,13 +157,14 @@ def gaze_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Heatmap cross-entropy on visible targets plus visibility classification for a batch of sample ids."""
     config = model.config
+    device = next(model.parameters()).device
     output = model(*_inputs(model, samples, text_table, batch))
     heat_size = config.heatmap_size
-    goal = gaussian_heatmaps(samples.targets[batch], config.image_size, heat_size, config.sigma)
+    goal = gaussian_heatmaps(samples.targets[batch].to(device), config.image_size, heat_size, config.sigma)
     log_probs = output.logits.flatten(2).log_softmax(dim=-1)
     per_channel = -(goal.flatten(2) * log_probs).sum(-1)  # (B, 2)
-    visible = samples.visible[batch].float()
-    weights = torch.tensor([1.0, object_weight])
+    visible = samples.visible[batch].float().to(device)
+    weights = torch.tensor([1.0, object_weight], device=device)
     heat_loss = (per_channel * visible * weights).sum() / visible.sum().clamp_min(1.0)
     visibility_loss = F.binary_cross_entropy_with_logits(output.visible_logits, visible)
     loss = heat_loss + 0.1 * visibility_loss
@@ -171,9 +173,11 @@ def gaze_loss(
 
 
 def _inputs(model: GazeModel, samples: GazeSamples, text_table: torch.Tensor, batch: torch.Tensor) -> tuple:
-    wrist = samples.wrist[batch].float() / 255.0
-    text = text_table[samples.instruction[batch]] if model.config.text_dim else None
-    static = samples.static[batch].float() / 255.0 if model.config.use_static_view else None
+    """Model inputs of the samples ``batch``, on the model's device."""
+    device = next(model.parameters()).device
+    wrist = samples.wrist[batch].to(device).float() / 255.0
+    text = text_table[samples.instruction[batch]].to(device) if model.config.text_dim else None
+    static = samples.static[batch].to(device).float() / 255.0 if model.config.use_static_view else None
     return wrist, text, static
 
 
@@ -187,7 +191,7 @@ def evaluate_gaze(
     fixations = []
     for start in range(0, len(samples), batch_size):
         batch = torch.arange(start, min(start + batch_size, len(samples)))
-        fixations.append(model(*_inputs(model, samples, text_table, batch)).fixation)
+        fixations.append(model(*_inputs(model, samples, text_table, batch)).fixation.cpu())
     fixation = torch.cat(fixations)
     visible = samples.visible[:, 0]
     target = samples.targets[visible, 0]
@@ -237,7 +241,8 @@ def train_gaze(
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = GazeModel(model_config)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    model = GazeModel(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
     if resume and checkpoint.exists():
@@ -281,7 +286,7 @@ def train_gaze(
         if done % config.checkpoint_every == 0 or done == config.steps:
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, step=done, generator=generator)
     bar.close()
-    model.save(out / "model")
+    model.cpu().save(out / "model")
     report = evaluate_gaze(model, val, text_val)
     metrics = {
         "validation": report,

@@ -94,9 +94,9 @@ def heatmap_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 def decode_actions(positions: torch.Tensor, logits: dict[str, torch.Tensor]) -> list[KeyframeAction]:
     """Keyframe actions from predicted positions ``(B, 3)`` and discrete logits."""
-    quaternions = bins_to_quaternion(logits["rotation"].argmax(dim=-1))
-    gripper = logits["gripper"].argmax(dim=-1)
-    collision = logits["collision"].argmax(dim=-1)
+    quaternions = bins_to_quaternion(logits["rotation"].argmax(dim=-1)).cpu()
+    gripper = logits["gripper"].argmax(dim=-1).cpu()
+    collision = logits["collision"].argmax(dim=-1).cpu()
     return [
         KeyframeAction(
             position=positions[i].detach().cpu().double().numpy(),

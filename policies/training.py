@@ -12,11 +12,12 @@ the same loss curve as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,12 @@ def policy_config(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel 
     return config_class.from_dict(settings)
 
 
+def uses_gaze(train: TrainConfig) -> bool:
+    """Whether the configured policy runs the gaze-driven dynamic stream (its setting or the type's default)."""
+    fields = {f.name: f.default for f in dataclasses.fields(POLICIES.get(train.policy).config_class)}
+    return bool(train.policy_overrides.get("dynamic_stream", fields.get("dynamic_stream", False)))
+
+
 def build_policy(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None) -> KeyframePolicy:
     """The policy for a dataset, with the frozen gaze weights copied in when it has a dynamic stream."""
     config = policy_config(train, dataset, gaze)
@@ -116,8 +123,7 @@ def train_policy(
         if saved["policy"] != train.policy:
             raise PolicyLoadError(f"{out} trains a {saved['policy']!r} policy, not {train.policy!r}")
     dataset = KeyframeDataset(data, sample_steps=train.sample_steps)
-    uses_gaze = getattr(policy_config(train, dataset), "dynamic_stream", False)
-    gaze = _gaze_model(data, out, train, dataset) if uses_gaze else None
+    gaze = _gaze_model(data, out, train, dataset) if uses_gaze(train) else None
     torch.manual_seed(train.seed)
     generator = torch.Generator().manual_seed(train.seed)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if train.device == "auto" else train.device)
@@ -190,7 +196,9 @@ def _gaze_model(data: str | Path, out: Path, train: TrainConfig, dataset: Keyfra
     run = out / "gaze"
     if not (run / "model" / "config.json").exists():
         logger.info("training the gaze model first (%d steps) into %s", train.gaze_steps, run)
-        train_gaze(data, run, replace(GazeTrainConfig(), steps=train.gaze_steps, seed=train.seed), resume=run.exists())
+        text_model = train.policy_overrides.get("text_model", GazeTrainConfig.text_model)
+        gaze_config = GazeTrainConfig(steps=train.gaze_steps, seed=train.seed, text_model=text_model)
+        train_gaze(data, run, gaze_config, resume=run.exists())
     return GazeModel.load(run / "model")
 
 
