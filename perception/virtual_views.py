@@ -10,6 +10,7 @@ centred on a point of interest.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from cortico.perception.workspace import WorkspaceBounds
+
+@functools.lru_cache(maxsize=16)
+def _unit_lattice(points_per_axis: int, extent: float, device: torch.device | str) -> torch.Tensor:
+    """``(1, n^3, 3)`` lattice covering ``[-extent, extent]^3`` (cached: it is the same for every call)."""
+    axis = torch.linspace(-extent, extent, points_per_axis, device=device)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).view(1, -1, 3)
+
 
 # view name -> (right, down, forward) world axes; each triple is right-handed (right x down = forward)
 VIEW_AXES: dict[str, tuple[tuple[float, float, float], ...]] = {
@@ -192,16 +200,18 @@ class VirtualViewRenderer:
         heatmaps: torch.Tensor,
         center: torch.Tensor,
         half_size: torch.Tensor,
-        grid: int = 48,
-        refine: int = 9,
+        grid: int = 24,
+        refinements: int = 2,
     ) -> torch.Tensor:
         """The 3D point whose projections score highest in the views' heatmaps.
+
+        A coarse search over ``grid``^3 points of the cube, then ``refinements`` local searches, each over
+        a 9^3 lattice spanning one cell of the previous level (each level is 4x finer): about 15k
+        candidates instead of a dense grid, for the same precision.
 
         Args:
             heatmaps: ``(B, V, H, W)`` per-view probabilities (each view sums to 1).
             center, half_size: the cube the heatmaps were predicted in.
-            grid: candidates per axis of the coarse search over the cube.
-            refine: candidates per axis of the local search around the coarse optimum (one cell wide).
 
         Returns:
             ``(B, 3)`` world points maximising the summed log-probability over views.
@@ -209,17 +219,16 @@ class VirtualViewRenderer:
         batch = heatmaps.shape[0]
         device = heatmaps.device
         log_maps = torch.log(heatmaps.clamp_min(1e-12))
-        unit = torch.linspace(-1, 1, grid, device=device)
-        cell = 2.0 / (grid - 1)
-        mesh = torch.stack(torch.meshgrid(unit, unit, unit, indexing="ij"), dim=-1).view(1, -1, 3)
-        candidates = center[:, None, :] + mesh * half_size.view(-1, 1, 1)
         rows = torch.arange(batch, device=device)
+        scale = half_size.view(-1, 1, 1)
+        candidates = center[:, None, :] + _unit_lattice(grid, 1.0, device) * scale
         best = candidates[rows, self._score(log_maps, candidates, center, half_size).argmax(dim=1)]
-        local = torch.linspace(-cell, cell, refine, device=device)
-        offsets = torch.stack(torch.meshgrid(local, local, local, indexing="ij"), dim=-1).view(1, -1, 3)
-        candidates = best[:, None, :] + offsets * half_size.view(-1, 1, 1)
-        scores = self._score(log_maps, candidates, center, half_size)
-        return candidates[rows, scores.argmax(dim=1)]
+        cell = 2.0 / (grid - 1)
+        for _ in range(refinements):
+            candidates = best[:, None, :] + _unit_lattice(9, cell, device) * scale
+            best = candidates[rows, self._score(log_maps, candidates, center, half_size).argmax(dim=1)]
+            cell /= 4
+        return best
 
     def _score(
         self, log_maps: torch.Tensor, candidates: torch.Tensor, center: torch.Tensor, half_size: torch.Tensor
