@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -102,8 +101,10 @@ def main() -> int:
             "final_losses": summary["final_losses"],
             "parameters": sum(p.numel() for p in policy.parameters() if p.requires_grad),
             "evaluation": report.summary(),
-            "per_task": {t: {k: row[k] for k in ("success_rate", "wilson95", "mean_keyframes")}
-                         for t, row in report.per_task().items()},  # fmt: skip
+            "per_task": {
+                t: {k: row[k] for k in ("success_rate", "wilson95", "mean_keyframes")}
+                for t, row in report.per_task().items()
+            },  # fmt: skip
             "act_ms_one_thread": _time_act(policy, tasks[0], args.image_size, MetaWorldEnv),
         }
         write_json_atomic(args.json, results)

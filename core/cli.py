@@ -14,7 +14,13 @@ import sys
 from cortico import __version__
 
 # folders whose cli.add_commands(subparsers) contribute commands, in --help order
-COMMAND_MODULES = ("cortico.envs.cli", "cortico.perception.cli", "cortico.policies.cli", "cortico.agents.cli")
+COMMAND_MODULES = (
+    "cortico.envs.cli",
+    "cortico.perception.cli",
+    "cortico.policies.cli",
+    "cortico.deploy.cli",
+    "cortico.agents.cli",
+)
 
 
 class CommandError(Exception):
@@ -39,6 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by input or environment that get one clear line instead of a traceback.
+
+    Data, checkpoint, profile and calibration errors are ``ValueError`` subclasses; unknown names are
+    ``UnknownNameError``; missing optional systems (ROS, CoppeliaSim) raise their own import errors.
+    """
+    from cortico.deploy.ros_arm import StaleObservationError
+    from cortico.deploy.transport import RosUnavailableError
+    from cortico.envs.rlbench_backend import BackendUnavailableError
+    from cortico.registry import UnknownNameError
+
+    return (ValueError, UnknownNameError, FileNotFoundError, ConnectionError, StaleObservationError,
+            RosUnavailableError, BackendUnavailableError)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -50,24 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    from cortico.checkpoint import CheckpointError
-    from cortico.envs.dataset.episode_file import CorruptEpisodeError
-    from cortico.envs.dataset.index import DatasetError
-    from cortico.registry import UnknownNameError
-
     try:
         return int(args.handler(args) or 0)
     except CommandError as error:
         print(f"cortico {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
-    except (
-        ValueError,
-        UnknownNameError,
-        DatasetError,
-        CorruptEpisodeError,
-        CheckpointError,
-        FileNotFoundError,
-    ) as error:
+    except _user_errors() as error:
         print(f"cortico {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

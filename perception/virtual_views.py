@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from cortico.perception.workspace import WorkspaceBounds
 
+
 @functools.lru_cache(maxsize=16)
 def _unit_lattice(points_per_axis: int, extent: float, device: torch.device | str) -> torch.Tensor:
     """``(1, n^3, 3)`` lattice covering ``[-extent, extent]^3`` (cached: it is the same for every call)."""

@@ -1,0 +1,48 @@
+"""An expert-backed keyframe policy for the embedded simulator (tests, demos, the ROS path).
+
+It runs Meta-World's scripted expert in a private copy of the task with the episode's seed, extracts the
+keyframes, and hands them out one by one. It sees the privileged simulator state, so it is a reference for
+the rest of the loop (controller, ROS bridge, agent), not a learned policy.
+"""
+
+from __future__ import annotations
+
+from cortico.envs.contract import KeyframeAction, Observation
+from cortico.envs.expert_demos import record_expert_episode
+from cortico.envs.metaworld_backend import MetaWorldEnv
+
+
+class ExpertKeyframePolicy:
+    """Replays the scripted expert's keyframes for one (task, seed) episode.
+
+    Args:
+        task: the embedded task.
+        seed: the episode seed the environment was reset with.
+    """
+
+    def __init__(self, task: str, seed: int) -> None:
+        env = MetaWorldEnv(task, cameras=["front"], image_size=32)
+        try:
+            record = record_expert_episode(env, seed, store="keyframes")
+        finally:
+            env.close()
+        if not record.success:
+            raise RuntimeError(f"the scripted expert fails {task} with seed {seed}; no keyframes to replay")
+        self.task, self.seed = task, seed
+        self.actions = [record.keyframe_action(step) for step in record.keyframes]
+        self._next = 0
+
+    def act(self, observation: Observation | None = None, instruction: str | None = None) -> KeyframeAction:
+        """The next expert keyframe (the last one again once all are used)."""
+        action = self.actions[min(self._next, len(self.actions) - 1)]
+        self._next += 1
+        return action
+
+    def reset(self) -> None:
+        """Start again from the first keyframe."""
+        self._next = 0
+
+    @property
+    def remaining(self) -> int:
+        """Keyframes not handed out yet."""
+        return max(0, len(self.actions) - self._next)
