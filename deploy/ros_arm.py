@@ -332,6 +332,22 @@ class RosArm:
             message = f"{message} ({'; '.join(decision.reasons)})"
         return KeyframeOutcome(observation, self._success, error < p.position_tolerance, 0, error, message)
 
+    def step_towards(self, action: KeyframeAction | np.ndarray, observation: Observation) -> bool:
+        """Reactive control: check the keyframe and send only the first control tick towards it.
+
+        For policies run at the control rate (observe -> act -> step). Returns False when nothing was sent
+        (refused, dry run, or a fault).
+        """
+        self.policy_heartbeat()
+        requested = action.to_array() if isinstance(action, KeyframeAction) else np.asarray(action, dtype=float)
+        decision = self.safety.check(requested, observation.gripper_pose, self._gripper_open)
+        if decision.refused or self.dry_run or self._fault() is not None:
+            return False
+        first = decision.waypoints(observation.gripper_pose, self.profile.control_rate)[0]
+        self.transport.publish(self.profile.pose_command, "geometry_msgs/PoseStamped",
+                               pose_to_dict(first, self.transport.now(), self.profile.base_frame))  # fmt: skip
+        return True
+
     def _fault(self) -> str | None:
         if self.safety.estopped:
             return "emergency stop"
