@@ -52,8 +52,8 @@ def main() -> int:
         while not rosgraph.is_master_online():
             time.sleep(0.2)
         cortico = str(Path(sys.executable).parent / "cortico")
-        sim = subprocess.Popen([cortico, "deploy", "sim-arm", "--task", "reach", "--image-size", "64", "--camera-rate", "30"],
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        command = [cortico, "deploy", "sim-arm", "--task", "reach", "--image-size", "64", "--camera-rate", "30"]
+        sim = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
         processes.append(sim)
         sim.stdout.readline()
         results = run(args)
