@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "cortico.envs.cli",
     "cortico.perception.cli",
     "cortico.policies.cli",
+    "cortico.memory.cli",
     "cortico.deploy.cli",
     "cortico.agents.cli",
 )

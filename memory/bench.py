@@ -1,0 +1,259 @@
+"""The streaming embodied QA benchmark: memory policies at equal budgets, one reader, held-out streams.
+
+Training streams train the frame encoder and the reader (on evidence from every policy and budget, so one
+reader serves them all); held-out streams (other episodes) are evaluated. Beside every policy stand the
+blind bound (question and options only: if it is far above chance, the generator leaks answers) and the
+oracle bound (every frame of the past, one token each: the ceiling when the budget does not bind).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cortico.memory.factory import make_memory
+from cortico.memory.frame_encoder import ProbeFrameEncoder, train_probe_encoder
+from cortico.memory.qa import Question, QuestionGenerator
+from cortico.memory.reader import MemoryReader, ReaderExample, example_from_evidence, predict, train_reader
+from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
+from cortico.memory.streams import Stream, build_stream, plan_streams
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Benchmark settings."""
+
+    train_streams: int = 8
+    test_streams: int = 4
+    episodes_per_stream: int = 10
+    questions_per_stream: int = 60
+    budgets: tuple[int, ...] = (5, 10, 20, 40)  # frames; tokens = frames * clear_tokens
+    policies: tuple[str, ...] = ("cortico", "curvature", "uniform", "fifo", "merge")
+    clear_tokens: int = 4
+    frame_stride: int = 2
+    encoder_steps: int = 600
+    reader_steps: int = 1500
+    seed: int = 0
+
+
+class TextCache:
+    """MiniLM embeddings of question, option and instruction texts, each computed once."""
+
+    def __init__(self) -> None:
+        from cortico.perception.text_encoder import TextEncoder
+
+        self.encoder = TextEncoder()
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, text: str) -> np.ndarray:
+        """Embedding of ``text`` (zeros for an empty text)."""
+        if not text:
+            return np.zeros(self.encoder.dim, np.float32)
+        if text not in self._cache:
+            self._cache[text] = self.encoder.embed(text)[0].numpy().astype(np.float32)
+        return self._cache[text]
+
+
+def encode_stream(encoder: ProbeFrameEncoder, stream: Stream) -> list[FrameRecord]:
+    """Frame records of a stream (embeddings from the encoder, facts the agent knows)."""
+    embeddings, tokens = encoder.encode(stream.images)
+    return [
+        FrameRecord(i, float(stream.times[i]), embeddings[i], tokens[i], stream.facts(i)) for i in range(len(stream))
+    ]
+
+
+def stream_states(stream: Stream) -> tuple[np.ndarray, np.ndarray]:
+    """Regression targets and task labels for the probe encoder."""
+    from cortico.envs.task_catalog import TASKS
+
+    names = list(TASKS)
+    states = np.concatenate([stream.gripper, stream.gripper_open[:, None], stream.object, stream.goal], axis=1)
+    tasks = np.array([names.index(stream.episodes[e].task) for e in stream.episode])
+    return states.astype(np.float32), tasks
+
+
+def run_memory(
+    name: str, budget_tokens: int, records: list[FrameRecord], questions: list[Question], text: TextCache
+) -> tuple[dict[str, Evidence], dict[str, Any]]:
+    """Stream every frame into a fresh memory; snapshot the evidence at each question's frame."""
+    memory = make_memory(name, budget_tokens, text_encoder=text.encoder)
+    asked = defaultdict(list)
+    for q in questions:
+        asked[q.frame].append(q)
+    evidence: dict[str, Evidence] = {}
+    occupancy = []
+    started = time.perf_counter()
+    for record in records:
+        memory.write(record, question_arrives=record.index in asked)
+        for q in asked.get(record.index, []):
+            evidence[q.id] = memory.query(q.time, text(q.question))
+        occupancy.append(memory.stats()["tokens"])
+    seconds = time.perf_counter() - started
+    stats = memory.stats()
+    stats["ms_per_frame_with_queries"] = 1000 * seconds / max(1, len(records))
+    stats["occupancy_first_half_max"] = max(occupancy[: len(occupancy) // 2] or [0])
+    stats["occupancy_second_half_max"] = max(occupancy[len(occupancy) // 2 :] or [0])
+    return evidence, stats
+
+
+def oracle_evidence(records: list[FrameRecord], question: Question) -> Evidence:
+    """Every frame up to the question, one token each (the budget-free ceiling)."""
+    items = [MemoryItem(r.index, r.time, FUZZY, r.embedding[None], r.facts) for r in records[: question.frame + 1]]
+    return Evidence(question.time, items, [], path="oracle")
+
+
+def make_example(q: Question, records: list[FrameRecord], evidence: Evidence | None, text: TextCache) -> ReaderExample:
+    """The reader's input for a question."""
+    now = records[q.frame]
+    options = np.stack([text(o) for o in q.options])
+    return example_from_evidence(text(q.question), options, now.tokens, now.facts, evidence, text, q.answer)
+
+
+def evidence_retained(q: Question, evidence: Evidence) -> bool:
+    """Whether a frame from the evidence span is still in memory (as an item or a note's key frame)."""
+    start, end = q.evidence
+    times = [i.time for i in evidence.items] + [k.time for n in evidence.notes for k in n.key_frames]
+    return any(start - 1e-6 <= t <= end + 1e-6 for t in times)
+
+
+def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) -> dict[str, Any]:
+    """Build streams, train encoder and readers, evaluate every policy and budget; returns the results."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    plans = plan_streams(data, config.train_streams + config.test_streams, config.episodes_per_stream, config.seed)
+    streams = [
+        build_stream(data, plan, frame_stride=config.frame_stride)
+        for plan in tqdm(plans, desc="streams", disable=not progress)
+    ]
+    train, test = streams[: config.train_streams], streams[config.train_streams :]
+    states, tasks = zip(*(stream_states(s) for s in train))
+    encoder = train_probe_encoder(
+        np.concatenate([s.images for s in train]),
+        np.concatenate(states),
+        np.concatenate(tasks),
+        steps=config.encoder_steps,
+        seed=config.seed,
+    )
+    records = [encode_stream(encoder, s) for s in streams]
+    min_frame = 3 * len(streams[0]) // config.episodes_per_stream  # after a few tasks, so the past matters
+    from cortico.memory.qa import main_object
+
+    vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
+    questions = [
+        QuestionGenerator(s, i, config.seed, vocabulary).sample(config.questions_per_stream, min_frame)
+        for i, s in enumerate(streams)
+    ]
+    text = TextCache()
+
+    runs: dict[tuple[str, int, int], tuple[dict[str, Evidence], dict]] = {}
+    for stream_id in tqdm(range(len(streams)), desc="memories", disable=not progress):
+        for policy in config.policies:
+            for frames in config.budgets:
+                runs[(policy, frames, stream_id)] = run_memory(
+                    policy, frames * config.clear_tokens, records[stream_id], questions[stream_id], text
+                )
+
+    def examples(stream_ids: range, source: str, frames: int | None = None) -> list[ReaderExample]:
+        out = []
+        for sid in stream_ids:
+            for q in questions[sid]:
+                if source == "blind":
+                    evidence = None
+                elif source == "oracle":
+                    evidence = oracle_evidence(records[sid], q)
+                else:
+                    evidence = runs[(source, frames, sid)][0][q.id]
+                out.append(make_example(q, records[sid], evidence, text))
+        return out
+
+    train_ids, test_ids = range(config.train_streams), range(config.train_streams, len(streams))
+    mixed = [e for p in config.policies for f in config.budgets for e in examples(train_ids, p, f)]
+    mixed += examples(train_ids, "oracle")
+    dim = records[0][0].embedding.shape[0]
+    text_dim = text.encoder.dim
+    reader = MemoryReader(dim, text_dim)
+    reader_losses = train_reader(reader, mixed, steps=config.reader_steps, seed=config.seed)
+    blind = MemoryReader(dim, text_dim, use_memory=False)
+    train_reader(blind, examples(train_ids, "blind"), steps=config.reader_steps // 2, seed=config.seed)
+
+    test_questions = [q for sid in test_ids for q in questions[sid]]
+
+    def score(choices: np.ndarray) -> dict[str, Any]:
+        correct = choices == np.array([q.answer for q in test_questions])
+        cells: dict[str, list[bool]] = defaultdict(list)
+        for q, ok in zip(test_questions, correct):
+            cells[q.cell].append(bool(ok))
+            cells[f"mode:{q.mode}"].append(bool(ok))
+        return {
+            "overall": float(correct.mean()),
+            **{c: float(np.mean(v)) for c, v in sorted(cells.items())},
+            "questions": int(len(correct)),
+        }
+
+    results: dict[str, Any] = {
+        "config": asdict(config),
+        "streams": {
+            "train": len(train),
+            "test": len(test),
+            "frames_per_stream": [len(s) for s in streams],
+            "test_questions": len(test_questions),
+        },
+        "cells": sorted({q.cell for q in test_questions}),
+        "reader_final_loss": float(np.mean(reader_losses[-50:])),
+        "blind": score(predict(blind, examples(test_ids, "blind"))),
+        "oracle": score(predict(reader, examples(test_ids, "oracle"))),
+        "policies": {},
+    }
+    for policy in config.policies:
+        for frames in config.budgets:
+            policy_examples = examples(test_ids, policy, frames)
+            chosen = predict(reader, policy_examples)
+            backward = [q for q in test_questions if q.mode == "backward"]
+            retained = [evidence_retained(q, runs[(policy, frames, q.stream)][0][q.id]) for q in backward]
+            stats = [runs[(policy, frames, sid)][1] for sid in test_ids]
+            latency_examples = policy_examples[:64]
+            begun = time.perf_counter()
+            predict(reader, latency_examples, batch_size=1)
+            results["policies"][f"{policy}@{frames}"] = {
+                "policy": policy,
+                "budget_frames": frames,
+                "budget_tokens": frames * config.clear_tokens,
+                "accuracy": score(chosen),
+                "backward_evidence_retained": float(np.mean(retained)) if retained else None,
+                "peak_tokens": max(s["peak_tokens"] for s in stats),
+                "occupancy_flat": all(s["occupancy_second_half_max"] <= s["budget_tokens"] for s in stats),
+                "ms_per_frame_with_queries": float(np.mean([s["ms_per_frame_with_queries"] for s in stats])),
+                "reader_ms_per_answer": 1000 * (time.perf_counter() - begun) / max(1, len(latency_examples)),
+                "stream_to_budget_ratio": float(np.mean([len(s) for s in test]) / frames),
+            }
+    results["update_ms_per_frame"] = measure_update_speed(records[config.train_streams], config)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def measure_update_speed(records: list[FrameRecord], config: BenchConfig, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds per ``write`` given embeddings, per policy, at a 20-frame budget (long synthetic stream)."""
+    speeds = {}
+    stream = (records * repeats)[:10_000]
+    stream = [FrameRecord(i, 0.05 * i, r.embedding, r.tokens, r.facts) for i, r in enumerate(stream)]
+    for policy in config.policies:
+        memory = make_memory(policy, 20 * config.clear_tokens, text_encoder=_cached_encoder())
+        begun = time.perf_counter()
+        for record in stream:
+            memory.write(record)
+        speeds[policy] = 1000 * (time.perf_counter() - begun) / len(stream)
+    return speeds
+
+
+@lru_cache(maxsize=1)
+def _cached_encoder():  # noqa: ANN202 - the text encoder, loaded once
+    from cortico.perception.text_encoder import TextEncoder
+
+    return TextEncoder()

@@ -1,0 +1,147 @@
+"""Commands of the memory folder: ``memory bench`` and ``qa build|eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_DATA = Path("runs/memory/demos")
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register this folder's sub-commands."""
+    memory = subparsers.add_parser("memory", help="streaming video memory: the QA benchmark")
+    sub = memory.add_subparsers(dest="memory_command", metavar="SUBCOMMAND")
+    memory.set_defaults(handler=lambda args: memory.print_help() or 2)
+    bench = sub.add_parser(
+        "bench",
+        help="compare memory policies at equal token budgets on held-out streams",
+        description="Chain simulator episodes into long streams, ask StreamEQA-style questions, and compare memory "
+        "policies (with the blind and oracle bounds). Collects MT10 demos into runs/memory/demos unless --data.",
+    )
+    bench.add_argument("--data", type=Path, help="demo dataset with a front camera, every step stored")
+    bench.add_argument("--streams", type=int, default=4, help="held-out test streams")
+    bench.add_argument("--train-streams", type=int, default=8)
+    bench.add_argument("--episodes-per-stream", type=int, default=10)
+    bench.add_argument(
+        "--budget", default="20,40,80,160", help="token budgets, comma-separated (4 tokens = one clear frame)"
+    )
+    bench.add_argument("--policies", default="cortico,curvature,uniform,fifo,merge")
+    bench.add_argument("--questions-per-stream", type=int, default=60)
+    bench.add_argument("--reader-steps", type=int, default=3000)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", help="write the results as JSON")
+    bench.set_defaults(handler=_bench)
+
+    qa = subparsers.add_parser("qa", help="build or score streaming embodied QA sets")
+    qa_sub = qa.add_subparsers(dest="qa_command", metavar="SUBCOMMAND")
+    qa.set_defaults(handler=lambda args: qa.print_help() or 2)
+    build = qa_sub.add_parser("build", help="chain episodes into streams and write their questions (JSON lines)")
+    build.add_argument("--data", type=Path, required=True, help="demo dataset (front camera, every step stored)")
+    build.add_argument("--streams", type=int, default=4)
+    build.add_argument("--episodes-per-stream", type=int, default=10)
+    build.add_argument("--questions-per-stream", type=int, default=60)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--out", required=True, help="questions file (.jsonl); the stream plan is written beside it")
+    build.set_defaults(handler=_qa_build)
+    score = qa_sub.add_parser("eval", help='score answers (JSON lines {"id", "choice"}) against a question file')
+    score.add_argument("--questions", required=True)
+    score.add_argument("--answers", required=True)
+    score.set_defaults(handler=_qa_eval)
+
+
+def _ensure_data(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+    from cortico.envs.dataset.index import INDEX_NAME
+    from cortico.envs.task_catalog import suite_tasks
+
+    config = CollectionConfig(episodes_per_task=12, cameras=("front",), image_size=64)
+    collect_demos(DEFAULT_DATA, list(suite_tasks("mt10")), config, resume=(DEFAULT_DATA / INDEX_NAME).exists())
+    return DEFAULT_DATA
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from cortico.atomic import write_json_atomic
+    from cortico.memory.bench import BenchConfig, run_benchmark
+    from cortico.memory.factory import MEMORIES
+
+    budgets = [int(b) for b in args.budget.split(",") if b.strip()]
+    if not budgets or any(b < 4 for b in budgets):
+        raise ValueError(f"budgets must be token counts >= 4 (one clear frame), got {args.budget!r}")
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    for policy in policies:
+        MEMORIES.get(policy)
+    config = BenchConfig(
+        train_streams=args.train_streams,
+        test_streams=args.streams,
+        episodes_per_stream=args.episodes_per_stream,
+        questions_per_stream=args.questions_per_stream,
+        budgets=tuple(max(1, b // 4) for b in budgets),
+        policies=policies,
+        reader_steps=args.reader_steps,
+        seed=args.seed,
+    )
+    results = run_benchmark(_ensure_data(args.data), config)
+    blind, oracle = results["blind"]["overall"], results["oracle"]["overall"]
+    print(f"blind (question and options only): {blind:.3f}; oracle (every frame): {oracle:.3f}")
+    print("| policy | budget (tokens) | overall | backward | real-time | forward | evidence kept (backward) |")
+    print("|---|---|---|---|---|---|---|")
+    for row in results["policies"].values():
+        a = row["accuracy"]
+        modes = " | ".join(f"{a.get(f'mode:{m}', 0):.3f}" for m in ("backward", "real-time", "forward"))
+        kept = row["backward_evidence_retained"]
+        print(f"| {row['policy']} | {row['budget_tokens']} | {a['overall']:.3f} | {modes} | {kept:.2f} |")
+    if args.json:
+        write_json_atomic(args.json, results)
+        print(f"results: {args.json}")
+    return 0
+
+
+def _qa_build(args: argparse.Namespace) -> int:
+    from cortico.atomic import write_json_atomic
+    from cortico.memory.qa import QuestionGenerator, main_object, save_questions
+    from cortico.memory.streams import build_stream, plan_streams
+
+    plans = plan_streams(args.data, args.streams, args.episodes_per_stream, args.seed)
+    streams = [build_stream(args.data, plan) for plan in plans]
+    vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
+    questions = []
+    for number, stream in enumerate(streams):
+        start = 3 * len(stream) // args.episodes_per_stream
+        questions += QuestionGenerator(stream, number, args.seed, vocabulary).sample(args.questions_per_stream, start)
+    out = Path(args.out)
+    save_questions(out, questions)
+    write_json_atomic(out.with_suffix(".streams.json"), {"data": str(args.data), "seed": args.seed, "streams": plans})
+    plan = out.with_suffix(".streams.json")
+    print(f"{len(questions)} questions over {len(streams)} streams: {out} (stream plan: {plan})")
+    return 0
+
+
+def _qa_eval(args: argparse.Namespace) -> int:
+    from collections import defaultdict
+
+    from cortico.memory.qa import load_questions
+
+    questions = {q.id: q for q in load_questions(args.questions)}
+    choices = {}
+    for number, line in enumerate(Path(args.answers).read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                choices[row["id"]] = int(row["choice"])
+            except (json.JSONDecodeError, KeyError, ValueError) as error:
+                raise ValueError(f'{args.answers}:{number}: expected {{"id": ..., "choice": 0-3}} ({error})') from error
+    unknown = sorted(set(choices) - set(questions))
+    if unknown:
+        raise ValueError(f"answers for unknown questions: {unknown[:5]}")
+    cells: dict[str, list[bool]] = defaultdict(list)
+    for qid, q in questions.items():
+        cells[q.cell].append(choices.get(qid) == q.answer)
+    total = [ok for v in cells.values() for ok in v]
+    for cell, values in sorted(cells.items()):
+        print(f"{cell:<24} {sum(values)}/{len(values)} = {sum(values) / len(values):.3f}")
+    print(f"{'overall':<24} {sum(total)}/{len(total)} = {sum(total) / len(total):.3f} (unanswered count as wrong)")
+    return 0

@@ -1,0 +1,317 @@
+"""Streaming embodied QA (StreamEQA-shaped) generated from simulator ground truth.
+
+Every question is asked at a frame of a stream and may only be answered from frames up to it. Questions
+fill the grid {perception, interaction, planning} x {backward, real-time, forward}; each has four options,
+one correct by construction, and records its evidence time span. Answers are balanced per template so a
+reader that sees only the question and options cannot beat chance by much (the "blind" bound checks it).
+
+Positions are described from the robot's point of view (it faces +y): "left" is -x, "near" is towards it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cortico.atomic import write_bytes_atomic
+from cortico.envs.task_catalog import TASKS
+from cortico.memory.streams import Stream
+
+LEVELS = ("perception", "interaction", "planning")
+MODES = ("backward", "real-time", "forward")
+REGIONS = ("near left", "near right", "far left", "far right")
+TABLE_CENTRE = (0.0, 0.65)
+STAGES = ("just started", "about halfway", "almost done", "finished")
+GRIPPER_NEXT = ("close on something", "open", "keep its grip while moving", "nothing more, the task is done")
+DIRECTIONS = ("up", "down", "sideways", "towards or away from the robot")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One multiple-choice question about a stream.
+
+    Attributes:
+        frame: the stream frame at which it is asked; time: that frame's time (seconds).
+        evidence: ``[start, end]`` seconds of the frames that show the answer.
+        answer: index of the correct option.
+    """
+
+    id: str
+    stream: int
+    level: str
+    mode: str
+    template: str
+    frame: int
+    time: float
+    evidence: tuple[float, float]
+    question: str
+    options: tuple[str, ...]
+    answer: int
+
+    @property
+    def cell(self) -> str:
+        """``level/mode``."""
+        return f"{self.level}/{self.mode}"
+
+
+def region(point: np.ndarray) -> str:
+    """Which quarter of the table a point is over."""
+    side = "left" if point[0] < TABLE_CENTRE[0] else "right"
+    depth = "near" if point[1] < TABLE_CENTRE[1] else "far"
+    return f"{depth} {side}"
+
+
+def main_object(task: str) -> str:
+    """The object a task handles."""
+    return TASKS[task].objects[0]
+
+
+class QuestionGenerator:
+    """Questions for one stream, deterministic for a seed (see module doc)."""
+
+    def __init__(self, stream: Stream, stream_id: int, seed: int, objects: list[str] | None = None) -> None:
+        self.stream = stream
+        self.stream_id = stream_id
+        self.rng = np.random.default_rng([seed, stream_id])
+        # distractor objects come from the same vocabulary as the answers (else the options give them away)
+        self.objects = sorted(objects or {main_object(e.task) for e in stream.episodes})
+        if len(self.objects) < 4:
+            self.objects = sorted(set(self.objects) | {o for spec in TASKS.values() for o in spec.objects[:1]})
+
+    def _time(self, frame: int) -> float:
+        return float(self.stream.times[frame])
+
+    def _span(self, first: int, last: int) -> tuple[float, float]:
+        return (self._time(first), self._time(max(first, last)))
+
+    def _make(
+        self,
+        level: str,
+        mode: str,
+        template: str,
+        frame: int,
+        evidence: tuple[float, float],
+        text: str,
+        answer: str,
+        choices: tuple[str, ...] | list[str],
+    ) -> Question:
+        distractors = [o for o in dict.fromkeys(choices) if o != answer]
+        options = [answer, *self.rng.choice(distractors, size=3, replace=False).tolist()]
+        self.rng.shuffle(options)
+        return Question(
+            id=f"s{self.stream_id}-f{frame}-{template}",
+            stream=self.stream_id,
+            level=level,
+            mode=mode,
+            template=template,
+            frame=frame,
+            time=self._time(frame),
+            evidence=evidence,
+            question=text,
+            options=tuple(options),
+            answer=options.index(answer),
+        )
+
+    def at(self, frame: int) -> list[Question]:
+        """Every template that applies at ``frame``."""
+        s = self.stream
+        e = int(s.episode[frame])
+        episode = s.episodes[e]
+        questions: list[Question] = []
+        now = (self._time(frame), self._time(frame))
+        # perception
+        if e >= 1:
+            previous = s.episodes[e - 1]
+            obj = main_object(previous.task)
+            questions.append(
+                self._make(
+                    "perception",
+                    "backward",
+                    "object_region_previous_start",
+                    frame,
+                    self._span(previous.start, previous.start + 2),
+                    f"At the start of the previous task, over which part of the table was the {obj}?",
+                    region(s.object[previous.start]),
+                    REGIONS,
+                )
+            )
+        closes = [i for i in range(1, frame + 1) if s.gripper_open[i - 1] >= 0.5 > s.gripper_open[i]]
+        if closes and int(s.episode[closes[-1]]) < e:  # the last grasp happened in an earlier task
+            last = closes[-1]
+            questions.append(
+                self._make(
+                    "perception",
+                    "backward",
+                    "gripper_region_last_close",
+                    frame,
+                    self._span(last, last + 1),
+                    "Over which part of the table was the gripper when it last closed?",
+                    region(s.gripper[last]),
+                    REGIONS,
+                )
+            )
+        questions.append(
+            self._make(
+                "perception",
+                "real-time",
+                "gripper_region_now",
+                frame,
+                now,
+                "Over which part of the table is the gripper right now?",
+                region(s.gripper[frame]),
+                REGIONS,
+            )
+        )
+        if frame < episode.success_frame:
+            obj = main_object(episode.task)
+            questions.append(
+                self._make(
+                    "perception",
+                    "forward",
+                    "object_region_at_end",
+                    frame,
+                    now,
+                    f"Over which part of the table will the {obj} be when this task is done?",
+                    region(s.object[episode.end - 1]),
+                    REGIONS,
+                )
+            )
+        # interaction
+        for back, name, phrase in (
+            (1, "object_previous_task", "in the previous task"),
+            (2, "object_two_tasks_ago", "two tasks ago"),
+        ):
+            if e >= back:
+                earlier = s.episodes[e - back]
+                questions.append(
+                    self._make(
+                        "interaction",
+                        "backward",
+                        name,
+                        frame,
+                        self._span(earlier.start, earlier.end - 1),
+                        f"Which object did you work with {phrase}?",
+                        main_object(earlier.task),
+                        self.objects,
+                    )
+                )
+        questions.append(
+            self._make(
+                "interaction",
+                "real-time",
+                "object_now",
+                frame,
+                now,
+                "Which object are you working with now?",
+                main_object(episode.task),
+                self.objects,
+            )
+        )
+        upcoming = [k for k in episode.keyframes if k > frame]
+        if upcoming:
+            nxt = upcoming[0]
+            was, will = s.gripper_open[frame] >= 0.5, s.gripper_open[nxt] >= 0.5
+            answer = GRIPPER_NEXT[0] if was and not will else GRIPPER_NEXT[1] if will and not was else GRIPPER_NEXT[2]
+        else:
+            nxt, answer = frame, GRIPPER_NEXT[3]
+        questions.append(
+            self._make(
+                "interaction",
+                "forward",
+                "gripper_next",
+                frame,
+                now,
+                "What will the gripper do next?",
+                answer,
+                GRIPPER_NEXT,
+            )
+        )
+        # planning
+        if e >= 3:  # every option window [e - k, e - k + 3] is then possible: the answer's rank leaks nothing
+            low = e - int(self.rng.integers(0, 4))
+            questions.append(
+                self._make(
+                    "planning",
+                    "backward",
+                    "tasks_finished",
+                    frame,
+                    self._span(0, frame),
+                    "How many tasks had you finished before the current one?",
+                    str(e),
+                    [str(n) for n in range(low, low + 4)],
+                )
+            )
+        progress = (frame - episode.start) / max(1, episode.success_frame - episode.start)
+        stage = STAGES[3] if frame >= episode.success_frame else STAGES[min(2, int(progress * 3))]
+        questions.append(
+            self._make(
+                "planning", "real-time", "task_stage", frame, now, "How far along is the current task?", stage, STAGES
+            )
+        )
+        if upcoming:
+            move = s.gripper[nxt] - s.gripper[frame]
+            axis = int(np.argmax(np.abs(move)))
+            direction = (
+                ("up" if move[2] > 0 else "down") if axis == 2 else DIRECTIONS[2] if axis == 0 else DIRECTIONS[3]
+            )
+            questions.append(
+                self._make(
+                    "planning",
+                    "forward",
+                    "gripper_direction_next",
+                    frame,
+                    now,
+                    "In which direction will the gripper move next?",
+                    direction,
+                    DIRECTIONS,
+                )
+            )
+        return questions
+
+    def sample(self, per_stream: int, min_frame: int = 0) -> list[Question]:
+        """About ``per_stream`` questions at random frames, balanced over each template's answers."""
+        frames = self.rng.choice(
+            np.arange(min_frame, len(self.stream)), size=min(len(self.stream) - min_frame, per_stream), replace=False
+        )
+        pool = [q for f in sorted(frames.tolist()) for q in self.at(f)]
+        return balance(pool, self.rng)
+
+
+def balance(questions: list[Question], rng: np.random.Generator) -> list[Question]:
+    """Keep, per template, at most 1.25 times as many questions per answer text as the rarest answer has."""
+    kept: list[Question] = []
+    for template in dict.fromkeys(q.template for q in questions):
+        group = [q for q in questions if q.template == template]
+        by_answer: dict[str, list[Question]] = {}
+        for q in group:
+            by_answer.setdefault(q.options[q.answer], []).append(q)
+        cap = max(2, int(min(len(v) for v in by_answer.values()) * 1.25))
+        for items in by_answer.values():
+            chosen = rng.permutation(len(items))[:cap]
+            kept.extend(items[i] for i in sorted(chosen))
+    return sorted(kept, key=lambda q: (q.frame, q.template))
+
+
+def save_questions(path: str | Path, questions: list[Question]) -> None:
+    """Write questions as JSON lines (atomically)."""
+    lines = "".join(json.dumps(asdict(q)) + "\n" for q in questions)
+    write_bytes_atomic(path, lines.encode())
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read questions written by :func:`save_questions` (the line number names a malformed line)."""
+    questions = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw: dict[str, Any] = json.loads(line)
+            raw["evidence"], raw["options"] = tuple(raw["evidence"]), tuple(raw["options"])
+            questions.append(Question(**raw))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: malformed question ({error})") from error
+    return questions

@@ -1,0 +1,188 @@
+"""A small trainable reader that answers multiple-choice questions from memory evidence.
+
+Tokens: the question (its text embedding), the current frame ("now": the agent always sees the present),
+every retained memory item (its patch tokens, or its global embedding when fuzzy) with its age and what the
+agent knew about itself then (gripper command, instruction), and every note (pooled embedding, time span,
+gripper changes, success, instruction). A two-layer transformer reads them; each option is scored against
+the pooled result. The same model with ``use_memory=False`` is the blind bound (question and options only).
+
+The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
+fits the benchmark (the language modules can replace it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cortico.memory.records import CLEAR, Evidence
+
+AGE_SCALE = 60.0  # seconds: ages are given to the reader in minutes
+
+
+@dataclass
+class ReaderExample:
+    """Everything the reader sees for one question (numpy, ready to batch)."""
+
+    question: np.ndarray  # (T,) text embedding
+    options: np.ndarray  # (4, T)
+    tokens: np.ndarray  # (N, D) now + memory + note tokens
+    features: np.ndarray  # (N, F) per-token side information
+    kinds: np.ndarray  # (N,) 0 now, 1 clear memory, 2 fuzzy memory, 3 note
+    answer: int
+
+
+FEATURES = 9  # age, log-age, gripper open, success, gripper changes, duration, tasks ago, time in task, merged
+
+
+def example_from_evidence(
+    question_embedding: np.ndarray,
+    option_embeddings: np.ndarray,
+    now_tokens: np.ndarray,
+    now_facts: dict,
+    evidence: Evidence | None,
+    instruction_embedding,  # noqa: ANN001 - callable: text -> (T,) array
+    answer: int,
+) -> ReaderExample:
+    """Assemble the reader's tokens for a question asked now (``evidence`` None: the blind bound)."""
+    tokens, features, kinds, texts = [], [], [], []
+    current_task = now_facts.get("task_number", 0)
+
+    def add(
+        vectors: np.ndarray, kind: int, age: float, facts: dict, duration: float = 0.0, changes: float = 0.0
+    ) -> None:
+        numbers = facts.get("task_numbers") or [facts.get("task_number", current_task)]
+        for vector in vectors:
+            tokens.append(vector)
+            features.append(
+                [
+                    age / AGE_SCALE,
+                    np.log1p(age),
+                    float(facts.get("gripper_open", 0.5)),
+                    float(facts.get("success", 0.0)),
+                    changes / 4.0,
+                    duration / AGE_SCALE,
+                    (current_task - max(numbers)) / 10.0,
+                    float(facts.get("task_time", 0.0)) / AGE_SCALE,
+                    float(facts.get("merged", 1)) / 10.0,
+                ]
+            )
+            kinds.append(kind)
+            texts.append(facts.get("instruction") or (facts.get("instructions") or [""])[-1])
+
+    add(now_tokens, 0, 0.0, now_facts)
+    if evidence is not None:
+        for item in evidence.items:
+            add(item.vectors, 1 if item.fidelity == CLEAR else 2, evidence.time - item.time, item.facts)
+        for note in evidence.notes:
+            add(
+                note.embedding[None],
+                3,
+                evidence.time - note.end,
+                note.facts,
+                note.end - note.start,
+                note.facts.get("gripper_changes", 0),
+            )
+            for key in note.key_frames:
+                add(key.vectors, 2, evidence.time - key.time, key.facts)
+    text_vectors = np.stack([instruction_embedding(t) for t in texts])
+    return ReaderExample(
+        question=question_embedding.astype(np.float32),
+        options=option_embeddings.astype(np.float32),
+        tokens=np.concatenate([np.stack(tokens), text_vectors], axis=1).astype(np.float32),
+        features=np.asarray(features, dtype=np.float32),
+        kinds=np.asarray(kinds, dtype=np.int64),
+        answer=answer,
+    )
+
+
+class MemoryReader(nn.Module):
+    """See module doc. ``frame_dim``: width of frame tokens; ``text_dim``: of text embeddings."""
+
+    def __init__(
+        self, frame_dim: int, text_dim: int, width: int = 96, layers: int = 2, use_memory: bool = True
+    ) -> None:
+        super().__init__()
+        self.use_memory = use_memory
+        self.frame_dim, self.text_dim = frame_dim, text_dim
+        self.token = nn.Linear(frame_dim + text_dim + FEATURES, width)
+        self.kind = nn.Embedding(4, width)
+        self.question = nn.Linear(text_dim, width)
+        layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.option = nn.Linear(text_dim, width)
+        self.score_head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Linear(width, 1))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, 4)`` option logits."""
+        question = self.question(batch["question"])[:, None]  # (B, 1, W)
+        if self.use_memory:
+            tokens = self.token(torch.cat([batch["tokens"], batch["features"]], dim=-1)) + self.kind(batch["kinds"])
+            sequence = torch.cat([question, tokens], dim=1)
+            padding = torch.cat([torch.zeros_like(batch["mask"][:, :1]), ~batch["mask"]], dim=1)
+        else:
+            sequence, padding = question, None
+        pooled = self.encoder(sequence, src_key_padding_mask=padding)[:, 0]  # the question token reads the rest
+        options = self.option(batch["options"])  # (B, 4, W)
+        joint = torch.cat([pooled[:, None].expand_as(options), options, pooled[:, None] * options], dim=-1)
+        return self.score_head(joint).squeeze(-1)
+
+
+def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:
+    """Pad a list of examples into a batch."""
+    length = max(len(e.kinds) for e in examples)
+    batch = len(examples)
+    width = examples[0].tokens.shape[1]
+    tokens = np.zeros((batch, length, width), np.float32)
+    features = np.zeros((batch, length, FEATURES), np.float32)
+    kinds = np.zeros((batch, length), np.int64)
+    mask = np.zeros((batch, length), bool)
+    for i, e in enumerate(examples):
+        n = len(e.kinds)
+        tokens[i, :n], features[i, :n], kinds[i, :n], mask[i, :n] = e.tokens, e.features, e.kinds, True
+    return {
+        "question": torch.from_numpy(np.stack([e.question for e in examples])),
+        "options": torch.from_numpy(np.stack([e.options for e in examples])),
+        "tokens": torch.from_numpy(tokens),
+        "features": torch.from_numpy(features),
+        "kinds": torch.from_numpy(kinds),
+        "mask": torch.from_numpy(mask),
+        "answer": torch.tensor([e.answer for e in examples]),
+    }
+
+
+def train_reader(
+    reader: MemoryReader, examples: list[ReaderExample], *, steps: int = 1500, batch_size: int = 32, seed: int = 0
+) -> list[float]:
+    """Train on examples (cross-entropy over the four options); returns the loss curve."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(reader.parameters(), lr=1e-3, weight_decay=1e-2)
+    reader.train()
+    losses = []
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
+        picks = torch.randint(len(examples), (batch_size,), generator=generator).tolist()
+        batch = collate([examples[i] for i in picks])
+        loss = F.cross_entropy(reader(batch), batch["answer"])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reader.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def predict(reader: MemoryReader, examples: list[ReaderExample], batch_size: int = 64) -> np.ndarray:
+    """Chosen option per example."""
+    reader.eval()
+    choices = []
+    for start in range(0, len(examples), batch_size):
+        choices.append(reader(collate(examples[start : start + batch_size])).argmax(dim=1).numpy())
+    return np.concatenate(choices) if choices else np.zeros(0, dtype=np.int64)

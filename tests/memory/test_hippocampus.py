@@ -1,0 +1,74 @@
+"""Hippocampal memory: events, consolidation into notes, retrieval by a text question."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortico.memory.hippocampus import CorticoMemory, HippocampusConfig
+
+from .test_buffers import record
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    from cortico.perception.text_encoder import TextEncoder
+
+    return TextEncoder()
+
+
+def three_tasks(rng):
+    tasks = ["open the drawer", "press the button from above", "pick up the puck and place it at the goal"]
+    frames, index = [], 0
+    for number, instruction in enumerate(tasks):
+        x = rng.normal(size=16)
+        for step in range(40):
+            x = x + 0.02 * rng.normal(size=16)
+            frames.append(record(index, x, instruction=instruction, task_number=number, gripper_open=float(step < 20),
+                                 success=step > 35))  # fmt: skip
+            index += 1
+    return tasks, frames
+
+
+def test_events_become_notes_with_what_the_agent_observed(text_encoder):
+    tasks, frames = three_tasks(np.random.default_rng(0))
+    memory = CorticoMemory(80, text_encoder=text_encoder)
+    for frame in frames:
+        memory.write(frame)
+    assert memory.events_closed >= 2
+    first = memory.notes[0]
+    assert first.facts["instructions"] == [tasks[0]] and first.facts["gripper_changes"] == 1 and first.facts["success"]
+    for note in memory.notes:
+        sims = [float(a.vectors[0] @ b.vectors[0]) for a in note.key_frames for b in note.key_frames if a is not b]
+        assert all(s < HippocampusConfig().key_frame_similarity for s in sims)
+    assert memory.stats()["tokens"] <= 80
+
+
+def test_a_text_question_retrieves_its_event(text_encoder):
+    tasks, frames = three_tasks(np.random.default_rng(1))
+    memory = CorticoMemory(200, text_encoder=text_encoder)
+    for frame in frames:
+        memory.write(frame)
+    question = text_encoder.embed("what was in the drawer when you opened it?")[0].numpy()
+    evidence = memory.query(frames[-1].time, question)
+    retrieved = evidence.detail["retrieved_notes"][0]
+    assert evidence.notes[retrieved].facts["instructions"] == [tasks[0]]
+    assert evidence.path in ("fast", "recall")
+    exact = memory.query(frames[-1].time, text_encoder.embed(tasks[1])[0].numpy())
+    assert exact.path == "fast" and exact.notes[exact.detail["retrieved_notes"][0]].facts["instructions"] == [tasks[1]]
+
+
+def test_long_streams_consolidate_within_budget(text_encoder):
+    rng = np.random.default_rng(2)
+    memory = CorticoMemory(40, text_encoder=text_encoder)
+    x = rng.normal(size=16)
+    for i in range(3000):
+        if i % 100 == 0:
+            x = rng.normal(size=16)
+        x = x + 0.05 * rng.normal(size=16)
+        memory.write(record(i, x, instruction=f"task {i // 100}", task_number=i // 100))
+        assert memory.used <= 40
+    merged = [n.facts.get("merged", 1) for n in memory.notes]
+    assert max(merged) > 1, "old notes must merge instead of disappearing"
+    numbers = sorted({t for n in memory.notes for t in n.facts["task_numbers"]})
+    assert numbers[0] == 0, "the consolidated notes still cover the first task"

@@ -1,0 +1,81 @@
+"""The question generator on a hand-built stream: every answer checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortico.memory.qa import LEVELS, MODES, QuestionGenerator, load_questions, save_questions
+from cortico.memory.streams import Stream, StreamEpisode
+
+
+@pytest.fixture
+def stream():
+    """Four tasks of 10 frames: drawer-open, button-press, pick-place, drawer-close (0.1 s per frame)."""
+    n = 40
+    times = np.arange(n) * 0.1
+    gripper_open = np.ones(n)
+    gripper_open[24:29] = 0.0  # pick-place grasps at frame 24 and releases at 29
+    gripper = np.tile([0.2, 0.8, 0.2], (n, 1))  # far right ...
+    gripper[24] = [-0.2, 0.5, 0.05]  # ... except at the grasp: near left
+    objects = np.tile([0.1, 0.7, 0.0], (n, 1))  # far right
+    objects[10:20] = [-0.1, 0.5, 0.0]  # the button is near left
+    objects[20:30] = [0.1, 0.5, 0.0]  # the puck starts near right ...
+    objects[29] = [-0.1, 0.8, 0.1]  # ... and ends far left
+    episodes = [
+        StreamEpisode("drawer-open", "open the drawer", 0, 0, 10, [3, 9], 8),
+        StreamEpisode("button-press", "press the button", 1, 10, 20, [14, 19], 18),
+        StreamEpisode("pick-place", "pick the puck", 2, 20, 30, [24, 27, 29], 28),
+        StreamEpisode("drawer-close", "close the drawer", 3, 30, 40, [35, 39], 38),
+    ]
+    return Stream(
+        images=np.zeros((n, 8, 8, 3), np.uint8), times=times, episode=np.repeat(np.arange(4), 10),
+        gripper_open=gripper_open, gripper=gripper, object=objects, goal=np.tile([0.0, 0.9, 0.1], (n, 1)),
+        episodes=episodes,
+    )  # fmt: skip
+
+
+def answers(questions):
+    return {q.template: q.options[q.answer] for q in questions}
+
+
+def test_answers_are_correct_by_construction(stream):
+    generator = QuestionGenerator(stream, 0, seed=0, objects=["drawer", "button", "puck", "door", "window"])
+    at_32 = answers(generator.at(32))  # during drawer-close, frame 32 (two frames into the task)
+    assert at_32["object_previous_task"] == "puck"
+    assert at_32["object_two_tasks_ago"] == "button"
+    assert at_32["object_now"] == "drawer"
+    assert at_32["object_region_previous_start"] == "near right"  # the puck at frame 20
+    assert at_32["gripper_region_last_close"] == "near left"  # frame 24
+    assert at_32["gripper_region_now"] == "far right"
+    assert at_32["tasks_finished"] == "3"
+    assert at_32["task_stage"] == "just started"  # (32 - 30) / (38 - 30) = 0.25
+    assert at_32["gripper_next"] == "keep its grip while moving"  # the next keyframe (35) does not change the grip
+    assert at_32["object_region_at_end"] == "far right"
+    at_23 = answers(generator.at(23))
+    assert at_23["gripper_next"] == "close on something"  # keyframe 24 closes the gripper
+    assert at_23["gripper_direction_next"] == "sideways"  # to frame 24: dx = -0.4 dominates dy = -0.3, dz = -0.15
+    assert "tasks_finished" not in at_23  # counts are asked from the fourth task on
+    at_39 = answers(generator.at(39))
+    assert at_39["task_stage"] == "finished" and at_39["gripper_next"] == "nothing more, the task is done"
+
+
+def test_every_cell_is_covered_and_the_format_round_trips(stream, tmp_path):
+    generator = QuestionGenerator(stream, 0, seed=0, objects=["drawer", "button", "puck", "door", "window"])
+    questions = [q for frame in range(20, 40) for q in generator.at(frame)]
+    assert {(q.level, q.mode) for q in questions} == {(lv, m) for lv in LEVELS for m in MODES}
+    for q in questions:
+        assert len(q.options) == 4 == len(set(q.options)) and 0 <= q.answer < 4
+        assert q.evidence[0] <= q.evidence[1] and (q.mode == "forward" or q.evidence[1] <= q.time + 1e-9)
+    save_questions(tmp_path / "qa.jsonl", questions)
+    assert load_questions(tmp_path / "qa.jsonl") == questions
+    (tmp_path / "bad.jsonl").write_text((tmp_path / "qa.jsonl").read_text() + "{not json\n")
+    with pytest.raises(ValueError, match=f"bad.jsonl:{len(questions) + 1}"):
+        load_questions(tmp_path / "bad.jsonl")
+
+
+def test_generation_is_deterministic_for_a_seed(stream):
+    a = QuestionGenerator(stream, 0, seed=3).sample(15, min_frame=20)
+    b = QuestionGenerator(stream, 0, seed=3).sample(15, min_frame=20)
+    c = QuestionGenerator(stream, 0, seed=4).sample(15, min_frame=20)
+    assert a == b and a != c
