@@ -36,10 +36,9 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint folder atomically (a reader never sees a half-written one)."""
     directory = Path(directory)
+    weights, aliases = _unique_tensors(model.state_dict())
     with atomic_directory(directory) as tmp:
-        save_file(
-            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors")
-        )
+        save_file(weights, str(tmp / "model.safetensors"))
         scalars: dict[str, Any] = {}
         if optimizer is not None:
             tensors, scalars = _flatten_optimizer(optimizer)
@@ -48,7 +47,8 @@ def save_checkpoint(
         if generator is not None:
             rng["generator"] = generator.get_state()
         save_file(rng, str(tmp / "rng.safetensors"))
-        write_json_atomic(tmp / STATE_FILE, {"step": step, "optimizer": scalars, "metadata": metadata or {}})
+        state = {"step": step, "optimizer": scalars, "metadata": metadata or {}, "aliases": aliases}
+        write_json_atomic(tmp / STATE_FILE, state)
     return directory
 
 
@@ -67,6 +67,7 @@ def load_checkpoint(
     try:
         state = json.loads(state_path.read_text())
         weights = load_file(str(directory / "model.safetensors"))
+        weights |= {alias: weights[original] for alias, original in state.get("aliases", {}).items()}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if missing or unexpected:
             raise CheckpointError(
@@ -82,6 +83,21 @@ def load_checkpoint(
     except (SafetensorError, OSError, json.JSONDecodeError, KeyError, RuntimeError) as error:
         raise CheckpointError(f"{directory} is corrupt or incomplete ({type(error).__name__}: {error})") from error
     return int(state["step"]), dict(state.get("metadata", {}))
+
+
+def _unique_tensors(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors to save, each storage once (tied weights), and ``{alias: saved name}`` for the others."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    for name, value in state_dict.items():
+        key = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape))
+        if key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        tensors[name] = value.detach().contiguous().cpu()
+    return tensors, aliases
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cortico.perception.cli",
     "cortico.policies.cli",
     "cortico.memory.cli",
+    "cortico.language.cli",
     "cortico.deploy.cli",
     "cortico.agents.cli",
 )

@@ -1,0 +1,156 @@
+"""Task streams, replay buffers and controller, the metrics, and forgetting detected by the harness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortico.language.continual import (
+    ContinualConfig,
+    accuracy_metrics,
+    area_under_forgetting,
+    count_parameters,
+    model_config,
+    run_continual,
+)
+from cortico.language.data import encode
+from cortico.language.modeling import TRC2ForCausalLM
+from cortico.language.replay import ControllerConfig, ReplayBuffers, ReplayController
+from cortico.language.tasks import FAMILIES, Example, LanguageTask, all_texts, make_task, word_permutation
+from cortico.language.tokenizer import UNK, encode_prompt, train_tokenizer
+from cortico.registry import UnknownNameError
+
+SIZES = {"train": 300, "validation": 40, "test": 60}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_splits_are_deterministic_and_disjoint(family: str) -> None:
+    first, again = make_task(family, seed=3, sizes=SIZES), make_task(family, seed=3, sizes=SIZES)
+    assert first.splits == again.splits
+    inputs = {split: {e.input for e in items} for split, items in first.splits.items() if split != "novel"}
+    assert len(inputs["train"]) == 300 and len(inputs["test"]) == 60
+    assert not inputs["train"] & inputs["test"] and not inputs["train"] & inputs["validation"]
+    assert not inputs["validation"] & inputs["test"]
+    assert make_task(family, seed=4, sizes=SIZES).splits["train"] != first.splits["train"]
+
+
+def test_novel_commands_use_a_catalogue_paraphrase_never_seen_in_training() -> None:
+    from cortico.envs.task_catalog import TASKS
+
+    task = make_task("commands", seed=0, sizes=SIZES)
+    held_out = {TASKS[e.output.split()[0]].instructions[-1] for e in task.splits["novel"]}
+    assert all(core not in e.input for e in task.splits["train"] for core in held_out)
+    assert all(any(core in e.input for core in held_out) for e in task.splits["novel"])
+
+
+def test_permuted_dialect_is_a_bijection_and_keeps_the_answers() -> None:
+    permutation = word_permutation(("reach", "push"), seed=0)
+    assert sorted(permutation) == sorted(permutation.values())
+    assert sum(a != b for a, b in permutation.items()) > 0.8 * len(permutation)
+    from cortico.envs.task_catalog import SUITES
+    from cortico.language.tasks import SPEEDS, command_vocabulary
+
+    commands, permuted = make_task("commands", 0, sizes=SIZES), make_task("permuted", 0, sizes=SIZES)
+    for example in permuted.splits["train"]:
+        task, speed, repeat = example.output.split()
+        assert task in SUITES["mt10"] and speed in SPEEDS and repeat in {"1", "2", "3"}
+    vocabulary = set(command_vocabulary(SUITES["mt10"])) | {","}
+    assert {w for e in permuted.splits["train"] for w in e.input.split()} <= vocabulary
+    assert {e.input for e in permuted.splits["train"]}.isdisjoint(e.input for e in commands.splits["train"])
+
+
+def test_unknown_family_and_suite_are_named() -> None:
+    with pytest.raises(UnknownNameError, match="commands"):
+        make_task("poetry")
+    with pytest.raises(UnknownNameError, match="mt10"):
+        make_task("commands", suite="mt11")
+
+
+def test_tokenizer_handles_unknown_empty_and_long_text(caplog: pytest.LogCaptureFixture) -> None:
+    tokenizer = train_tokenizer(["open the drawer", "push the puck"])
+    ids = encode_prompt(tokenizer, "open the zorblax")
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.sep_token_id
+    assert tokenizer.convert_tokens_to_ids(UNK) in ids
+    with pytest.raises(ValueError, match="non-empty"):
+        encode_prompt(tokenizer, "   ")
+    with caplog.at_level("WARNING"):
+        long = encode_prompt(tokenizer, "open " * 500, max_words=20)
+    assert len(long) == 22 and "only the first 20" in caplog.text
+
+
+def test_reservoir_keeps_a_uniform_sample_and_the_ring_the_latest() -> None:
+    tokenizer = train_tokenizer([str(i) for i in range(2000)])
+    examples = [Example(str(i), str(i)) for i in range(2000)]
+    buffers = ReplayBuffers(capacity=200, recent_fraction=0.25, seed=0)
+    for start in range(0, 2000, 100):
+        buffers.add(encode(tokenizer, examples[start : start + 100]))
+    assert len(buffers.long_term) == 150 and len(buffers.recent) == 50
+    reservoir = [int(tokenizer.decode(b.input_ids[0, 1:2])) for b in buffers.long_term]
+    assert 700 < np.mean(reservoir) < 1300, "a uniform sample of the whole history"
+    latest = [int(tokenizer.decode(b.input_ids[0, 1:2])) for b in buffers.recent]
+    assert min(latest) >= 1950
+    batch = buffers.sample(16, long_term_fraction=0.5)
+    assert len(batch) == 16
+
+
+def test_controller_raises_replay_when_forgetting_exceeds_its_target() -> None:
+    controller = ReplayController(ControllerConfig(target=0.05))
+    start = controller.state()
+    controller.update({"a": 0.9})
+    for score in (0.8, 0.7, 0.6):  # forgetting 0.1, 0.2, 0.3 > target
+        controller.update({"a": score})
+    raised = controller.state()
+    assert raised["weight"] > start["weight"] and raised["batch_size"] > start["batch_size"]
+    assert raised["long_term_fraction"] > start["long_term_fraction"]
+    for _ in range(30):  # recovered: forgetting 0 < target
+        controller.update({"a": 0.95})
+    lowered = controller.state()
+    assert lowered["weight"] < raised["weight"] and lowered["batch_size"] < raised["batch_size"]
+    low, high = ControllerConfig().weight[1:], ControllerConfig().batch_size[1:]
+    assert low[0] <= lowered["weight"] <= low[1] and high[0] <= lowered["batch_size"] <= high[1]
+    assert controller.history[-1]["forgetting"] == 0.0 and controller.history[3]["forgetting"] == pytest.approx(0.3)
+
+
+def test_metrics_of_a_known_accuracy_matrix() -> None:
+    r = [[0.9, 0.1, 0.0], [0.5, 0.8, 0.0], [0.3, 0.7, 0.9]]
+    metrics = accuracy_metrics(r)
+    assert metrics["acc"] == pytest.approx((0.3 + 0.7 + 0.9) / 3)
+    assert metrics["bwt"] == pytest.approx(((0.3 - 0.9) + (0.7 - 0.8)) / 2)
+    assert metrics["forgetting"] == pytest.approx(((0.9 - 0.3) + (0.8 - 0.7)) / 2)
+    curve = [
+        {"finished": [], "scores": {"a": 0.8}},
+        {"finished": ["a"], "scores": {"a": 0.6, "b": 0.2}},
+        {"finished": ["a"], "scores": {"a": 0.4, "b": 0.5}},
+    ]
+    assert area_under_forgetting(curve) == pytest.approx((0.2 + 0.4) / 2)
+    assert accuracy_metrics([[0.5, 0.7]])["bwt"] is None
+
+
+def test_dense_baseline_matches_trc2_parameter_count() -> None:
+    config = ContinualConfig()
+    trc2 = count_parameters(TRC2ForCausalLM(model_config("trc2", 300, config)))
+    dense = count_parameters(TRC2ForCausalLM(model_config("dense", 300, config)))
+    assert abs(dense - trc2) / trc2 < 0.01
+    with pytest.raises(ValueError, match="dense"):
+        model_config("lstm", 300, config)
+
+
+def memorise(name: str, shift: int) -> LanguageTask:
+    """30 made-up words, each with a label; tasks with different ``shift`` conflict on every input."""
+    items = [Example(f"please w{i}", f"label{(i + shift) % 5}") for i in range(30)]
+    return LanguageTask(name, "synthetic", {"train": items, "validation": items, "test": items})
+
+
+def test_harness_detects_forgetting_of_a_naive_model() -> None:
+    tasks = [memorise("a", 0), memorise("b", 1)]
+    tokenizer = train_tokenizer(all_texts(tasks))
+    config = ContinualConfig(
+        steps_per_task=80, batch_size=16, learning_rate=3e-3, hidden_size=32, intermediate_size=64,
+        num_hidden_layers=3, eval_every=20, probe_every=20, test_examples=30, curve_examples=30,
+    )  # fmt: skip
+    report = run_continual("naive", tasks, tokenizer, config, seed=0)
+    (a_after_a, _), (a_after_b, b_after_b) = report["R"]
+    assert a_after_a > 0.9 and b_after_b > 0.9, report["R"]
+    assert report["forgetting"] > 0.7 and report["bwt"] < -0.7
+    assert report["aufc"] > 0.3 and report["tokens_per_second"] > 0 and report["peak_rss_mb"] > 0
+    assert len(report["curve"]) == 8 and report["curve"][-1]["finished"] == ["a"]

@@ -1,0 +1,144 @@
+"""The agent-facing language module: parsing, answering, online learning, saving, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cortico.checkpoint import CheckpointError
+from cortico.language.continual import ContinualConfig
+from cortico.language.module import LanguageModule, keyword_arguments, train_module
+from cortico.language.stream_file import read_stream
+from cortico.language.tasks import Example
+
+TINY = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, learning_rate=3e-3, batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny module trained for a few steps (read-only: copy it to change it)."""
+    out = tmp_path_factory.mktemp("language") / "module"
+    train_module(out, "mt10", steps=30, config=TINY, progress=False, evaluate=False, checkpoint_every=20)
+    return out
+
+
+@pytest.fixture
+def module_copy(module_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "module"
+    shutil.copytree(module_dir, target)
+    return target
+
+
+def test_module_folder_holds_model_tokenizer_settings_and_replay(module_dir: Path) -> None:
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "module.json", "replay.jsonl"):
+        assert (module_dir / name).is_file(), name
+    assert not module_dir.with_name("module.checkpoint").exists(), "the checkpoint is removed when training ends"
+    module = LanguageModule.load(module_dir)
+    assert module.settings.suite == "mt10" and len(module.replay) > 0
+
+
+def test_parse_command_always_returns_a_suite_task(module_dir: Path) -> None:
+    module = LanguageModule.load(module_dir)
+    parsed = module.parse_command("please open the drawer slowly twice")
+    assert parsed.task in module.tasks and 0 <= parsed.confidence <= 1
+    assert set(parsed.arguments) == {"speed", "repeat"}
+    with pytest.raises(ValueError, match="non-empty"):
+        module.parse_command("  ")
+
+
+def test_low_confidence_falls_back_to_the_nearest_instruction(module_dir: Path) -> None:
+    module = LanguageModule.load(module_dir)
+    module.settings.confidence_threshold = 1.01  # never trust the (barely trained) model
+    parsed = module.parse_command("could you shut the window quickly three times")
+    assert parsed.source == "nearest-instruction"
+    assert parsed.task == "window-close" and parsed.arguments == {"speed": "fast", "repeat": 3}
+    assert keyword_arguments("open it very slowly") == {"speed": "slow", "repeat": 1}
+
+
+def test_answer_reads_event_lists_strings_and_memory_evidence(module_dir: Path) -> None:
+    from cortico.memory.records import Evidence, MemoryNote
+
+    module = LanguageModule.load(module_dir)
+    events = [(3.2, "reach", True), (10.0, "push", False)]
+    assert module.event_log(events) == "at 3 reach done ; at 10 push failed ;"
+    notes = [
+        MemoryNote(4.0, 9.0, np.zeros(4, np.float32), {"instructions": ["open the drawer"], "success": True}),
+        MemoryNote(12.0, 20.0, np.zeros(4, np.float32), {"instructions": ["press the button from above"]}),
+    ]
+    evidence = Evidence(21.0, [], notes)
+    assert module.event_log(evidence) == "at 4 drawer-open done ; at 12 button-press-topdown failed ;"
+    answer = module.answer("what did the robot do first?", evidence)
+    assert isinstance(answer.text, str) and 0 <= answer.confidence <= 1
+    with pytest.raises(ValueError, match="question"):
+        module.answer("", events)
+
+
+def test_online_learning_adds_new_words_and_learns_a_new_command(module_copy: Path) -> None:
+    module = LanguageModule.load(module_copy)
+    vocabulary = len(module.tokenizer)
+    new = Example("dax the blicket", "drawer-open slow 2")
+    report = module.learn([new], steps_per_example=60)
+    assert report["new_words"] == ["blicket", "dax"] and report["trained"] == 1
+    assert len(module.tokenizer) == vocabulary + 2 == module.model.get_input_embeddings().num_embeddings
+    assert module.surprise([new])[0] < report["surprise"][0] / 2
+    module.settings.confidence_threshold = 0.0
+    assert module.parse_command("dax the blicket").task == "drawer-open"
+    module.save(module_copy)
+    again = LanguageModule.load(module_copy)
+    assert len(again.tokenizer) == vocabulary + 2 and again.replay[-1] == new
+    assert module.consolidate(steps=3) == 3
+
+
+def test_a_checkpoint_from_another_architecture_or_damaged_is_refused(module_copy: Path, tmp_path: Path) -> None:
+    config = json.loads((module_copy / "config.json").read_text())
+    (module_copy / "config.json").write_text(json.dumps(config | {"model_type": "bert"}))
+    with pytest.raises(CheckpointError, match="bert"):
+        LanguageModule.load(module_copy)
+    (module_copy / "config.json").write_text(json.dumps(config))
+    (module_copy / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        LanguageModule.load(module_copy)
+    with pytest.raises(CheckpointError, match="not a cortico language module"):
+        LanguageModule.load(tmp_path / "missing")
+
+
+def test_stream_file_reports_bad_lines_by_number_and_keeps_good_ones(tmp_path: Path) -> None:
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text(
+        "\n".join([
+            json.dumps({"text": "dax the drawer", "task": "drawer-open"}),
+            "{not json",
+            json.dumps({"text": "zup", "task": "fly-away"}),
+            "# a comment",
+            json.dumps({"log": "at 3 reach done ;", "question": "what did the robot do first?", "answer": "reach"}),
+            json.dumps({"text": "go", "task": "reach", "arguments": {"speed": "warp"}}),
+            json.dumps({"input": "hello", "output": "reach normal 1"}),
+            json.dumps([1, 2]),
+        ])
+    )  # fmt: skip
+    examples, errors = read_stream(stream)
+    assert [e.output for e in examples] == ["drawer-open normal 1", "reach", "reach normal 1"]
+    assert examples[1].input == "at 3 reach done ; question : what did the robot do first ?"
+    assert [e.line for e in errors] == [2, 3, 6, 8]
+    assert "not valid JSON" in str(errors[0]) and "drawer-open" in errors[1].message and "warp" in errors[2].message
+    with pytest.raises(FileNotFoundError):
+        read_stream(tmp_path / "absent.jsonl")
+
+
+def test_cli_learn_saves_good_lines_and_exits_1_on_bad_ones(module_copy: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from cortico.cli import main
+
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text(json.dumps({"text": "wug the window", "task": "window-open"}) + "\n{broken\n")
+    status = main(
+        ["language", "learn", "--stream", str(stream), "--module", str(module_copy), "--consolidate-steps", "2"]
+    )
+    captured = capsys.readouterr()
+    assert status == 1 and "line 2" in captured.err
+    assert "wug" in LanguageModule.load(module_copy).tokenizer.get_vocab()
+    assert main(["language", "parse", "open the door", "--module", str(module_copy)]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] in LanguageModule.load(module_copy).tasks
