@@ -31,7 +31,7 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     step: int,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | dict[str, torch.Generator] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically (a reader never sees a half-written one)."""
@@ -44,8 +44,7 @@ def save_checkpoint(
             tensors, scalars = _flatten_optimizer(optimizer)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
         rng = {"torch": torch.get_rng_state()}
-        if generator is not None:
-            rng["generator"] = generator.get_state()
+        rng |= {key: g.get_state() for key, g in _named_generators(generator).items()}
         save_file(rng, str(tmp / "rng.safetensors"))
         state = {"step": step, "optimizer": scalars, "metadata": metadata or {}, "aliases": aliases}
         write_json_atomic(tmp / STATE_FILE, state)
@@ -57,7 +56,7 @@ def load_checkpoint(
     *,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | dict[str, torch.Generator] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Restore a checkpoint into ``model`` (and optimizer and generator); returns ``(step, metadata)``."""
     directory = recover_directory(directory)
@@ -78,11 +77,21 @@ def load_checkpoint(
             _restore_optimizer(optimizer, load_file(str(directory / "optimizer.safetensors")), state["optimizer"])
         rng = load_file(str(directory / "rng.safetensors"))
         torch.set_rng_state(rng["torch"])
-        if generator is not None and "generator" in rng:
-            generator.set_state(rng["generator"])
+        for key, g in _named_generators(generator).items():
+            if key in rng:
+                g.set_state(rng[key])
     except (SafetensorError, OSError, json.JSONDecodeError, KeyError, RuntimeError) as error:
         raise CheckpointError(f"{directory} is corrupt or incomplete ({type(error).__name__}: {error})") from error
     return int(state["step"]), dict(state.get("metadata", {}))
+
+
+def _named_generators(generator: torch.Generator | dict[str, torch.Generator] | None) -> dict[str, torch.Generator]:
+    """Keys of the random generators in ``rng.safetensors`` (one generator, or several by name)."""
+    if generator is None:
+        return {}
+    if isinstance(generator, torch.Generator):
+        return {"generator": generator}
+    return {f"generator.{name}": g for name, g in generator.items()}
 
 
 def _unique_tensors(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from cortico.ray_runtime import add_ray_arguments, format_worker_summary, ray_options
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this folder's sub-commands."""
@@ -42,6 +44,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out")
     mode.add_argument("--overwrite", action="store_true", help="replace the dataset in --out")
     collect.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    add_ray_arguments(collect, "collection")
     collect.set_defaults(handler=_collect)
 
     dataset = subparsers.add_parser("dataset", help="inspect or validate a demonstration dataset")
@@ -103,7 +106,10 @@ def _collect(args: argparse.Namespace) -> int:
         store=args.store,
         seed=args.seed,
     )
-    summary = collect_demos(Path(args.out), tasks, config, resume=args.resume, overwrite=args.overwrite)
+    summary = collect_demos(
+        Path(args.out), tasks, config, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
+        ray=ray_options(args),
+    )  # fmt: skip
     new = sum(summary.collected.values())
     failures = sum(summary.failures.values())
     print(
@@ -113,6 +119,8 @@ def _collect(args: argparse.Namespace) -> int:
     )
     for task, count in summary.failures.items():
         print(f"  {task}: {count} failed expert attempt(s) (not stored)")
+    if summary.workers:
+        print(format_worker_summary(summary.workers))
     if args.json:
         from cortico.atomic import write_json_atomic
 

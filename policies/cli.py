@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cortico.ray_runtime import add_ray_arguments, format_worker_summary, ray_options
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this folder's sub-commands."""
@@ -24,6 +26,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--config", help='JSON file: {"train": {...}, "policy": {...}} settings')
     train.add_argument("--gaze", help="trained gaze model directory (cortical; default: train one first)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--use-gpu", action="store_true", help="one GPU per Ray Train worker (--workers > 1)")
+    add_ray_arguments(train, "data-parallel training")
     train.set_defaults(handler=_train)
 
     evaluate = subparsers.add_parser(
@@ -40,6 +44,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="evaluation seed base (seeds are >= 1,000,000)")
     evaluate.add_argument("--json", help="report file (default: CHECKPOINT/eval/report.json)")
     evaluate.add_argument("--video", help="write one rollout video per task into this directory")
+    evaluate.add_argument("--resume", action="store_true", help="keep the episodes an interrupted evaluation finished")
+    add_ray_arguments(evaluate, "evaluation")
     evaluate.set_defaults(handler=_eval)
 
 
@@ -66,7 +72,16 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig(policy=args.policy, policy_overrides=policy_settings, **settings)
     except TypeError as error:
         raise ValueError(f"invalid training settings in --config: {error}") from error
-    summary = train_policy(args.data, args.out, config, resume=args.resume)
+    if args.workers > 1:
+        from cortico.policies.distributed import train_policy_distributed
+
+        summary = train_policy_distributed(args.data, args.out, config, workers=args.workers, use_gpu=args.use_gpu,
+                                           resume=args.resume, ray=ray_options(args))  # fmt: skip
+        print(f"{summary['workers']} Ray Train workers, {summary['samples_per_second']:.1f} samples/s")
+    elif args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    else:
+        summary = train_policy(args.data, args.out, config, resume=args.resume)
     print(f"trained {args.policy} for {summary['steps']} steps in {summary['seconds']:.0f} s; "
           f"final loss {summary['final_losses'].get('total', float('nan')):.3f}")  # fmt: skip
     print(f"checkpoint: {summary['checkpoint']}")
@@ -85,12 +100,20 @@ def _eval(args: argparse.Namespace) -> int:
         tasks = list(policy.config.tasks)
     else:
         raise ValueError("the checkpoint does not record its tasks; pass --suite or --tasks")
-    report = evaluate_policy(policy, tasks, args.episodes_per_task, seed=args.seed,
-                             keyframe_budget=args.keyframe_budget, video_dir=args.video)  # fmt: skip
     target = Path(args.json) if args.json else Path(args.checkpoint) / "eval" / "report.json"
+    episodes_file = target.with_name(target.stem + ".episodes.jsonl")
+    if not args.resume and episodes_file.exists():
+        episodes_file.unlink()  # a fresh evaluation
+    report = evaluate_policy(
+        policy, tasks, args.episodes_per_task, seed=args.seed, keyframe_budget=args.keyframe_budget,
+        video_dir=args.video, workers=args.workers, checkpoint=args.checkpoint, ray=ray_options(args),
+        episodes_file=episodes_file,
+    )  # fmt: skip
     files = write_report(report, target, title=f"{policy.config.type} on {len(tasks)} tasks")
     print(report.markdown())
     for untrained in report.untrained_tasks:
         print(f"note: the policy was not trained on {untrained!r}")
+    if report.workers:
+        print(format_worker_summary(report.workers))
     print(f"report: {files['json']} (table {files['markdown'].name}, plot {files['plot'].name})")
     return 0

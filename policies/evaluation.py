@@ -7,9 +7,11 @@ budget is spent. Success per task carries a Wilson 95% interval.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from cortico.atomic import write_json_atomic
 from cortico.envs.dataset.collect import EVALUATION_SEED_OFFSET, SEEDS_PER_BASE
 from cortico.envs.metaworld_backend import MetaWorldEnv
 from cortico.policies.base import KeyframePolicy
+from cortico.ray_runtime import RayOptions
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -58,6 +61,7 @@ class EvaluationReport:
     episodes: list[EpisodeResult]
     keyframe_budget: int
     untrained_tasks: list[str]
+    workers: list[dict[str, Any]] = field(default_factory=list)  # per-worker stats of a Ray evaluation
 
     def per_task(self) -> dict[str, dict[str, Any]]:
         """Success rate, Wilson interval, keyframes used and decision time per task."""
@@ -96,7 +100,8 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"summary": self.summary(), "tasks": self.per_task(), "episodes": [asdict(e) for e in self.episodes]}
+        episodes = [asdict(e) for e in self.episodes]
+        return {"summary": self.summary(), "tasks": self.per_task(), "episodes": episodes, "workers": self.workers}
 
     def markdown(self) -> str:
         """A markdown table of the per-task results."""
@@ -148,6 +153,53 @@ def run_episode(
     return result
 
 
+@dataclass(frozen=True)
+class EvaluationJob:
+    """One evaluation episode: a task and its evaluation seed."""
+
+    task: str
+    seed: int
+    first: bool  # the task's first episode (the one filmed with ``--video``)
+
+
+def evaluate_episode_on_worker(
+    worker: Any, policy_source: Any, job: EvaluationJob, keyframe_budget: int, video_dir: str | None
+) -> EpisodeResult:
+    """One episode inside an :class:`~cortico.envs.workers.EnvWorker` (a Ray actor or in this process).
+
+    ``policy_source`` is a checkpoint path (loaded once per worker) or, in process, the policy itself.
+    """
+    from cortico.envs.visualize import write_video
+
+    if isinstance(policy_source, KeyframePolicy):
+        policy = policy_source
+    else:
+        if ("policy", str(policy_source)) not in worker.cache:
+            from cortico.policies.training import load_policy
+
+            worker.cache[("policy", str(policy_source))] = load_policy(policy_source).eval()
+        policy = worker.cache[("policy", str(policy_source))]
+    env = worker.env(job.task, tuple(policy.config.cameras), policy.config.image_size, keyframe_budget * 160)
+    frames = [] if video_dir is not None and job.first else None
+    result = run_episode(policy, env, job.seed, keyframe_budget, frames)
+    if frames:
+        write_video(Path(video_dir) / f"{job.task}_seed{job.seed}.mp4", frames, fps=40)
+    return result
+
+
+def load_finished_episodes(path: Path) -> dict[tuple[str, int], EpisodeResult]:
+    """Episodes already evaluated (one JSON line each; a line cut short by a crash is ignored)."""
+    finished: dict[tuple[str, int], EpisodeResult] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                result = EpisodeResult(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue
+            finished[(result.task, result.seed)] = result
+    return finished
+
+
 def evaluate_policy(
     policy: KeyframePolicy,
     tasks: list[str],
@@ -157,31 +209,84 @@ def evaluate_policy(
     keyframe_budget: int = 15,
     video_dir: str | Path | None = None,
     progress: bool = True,
+    workers: int = 1,
+    checkpoint: str | Path | None = None,
+    ray: RayOptions | None = None,
+    episodes_file: str | Path | None = None,
 ) -> EvaluationReport:
-    """Evaluate ``policy`` on ``tasks`` in process (the Ray version distributes the same episodes)."""
+    """Evaluate ``policy`` on ``tasks``: in this process (``workers=1``) or on Ray env workers.
+
+    Ray workers load the policy from ``checkpoint``. With ``episodes_file`` every finished episode is
+    appended there and episodes already in it are not run again (``--resume``). The report lists the
+    episodes in task order whatever the number of workers.
+    """
     from tqdm import tqdm
 
-    from cortico.envs.visualize import write_video
+    from cortico.envs.workers import EnvWorker
 
     if episodes_per_task < 1 or keyframe_budget < 1:
         raise ValueError("episodes per task and the keyframe budget must be >= 1")
+    if workers > 1 and checkpoint is None:
+        raise ValueError("evaluation on Ray workers needs the checkpoint path (workers load the policy from it)")
     untrained = [t for t in tasks if policy.config.tasks and t not in policy.config.tasks]
-    episodes: list[EpisodeResult] = []
-    bar = tqdm(total=len(tasks) * episodes_per_task, desc="eval", unit="ep", disable=not progress)
-    for task in tasks:
-        env = MetaWorldEnv(task, cameras=policy.config.cameras, image_size=policy.config.image_size,
-                           max_episode_steps=keyframe_budget * 160)  # fmt: skip
-        for episode in range(episodes_per_task):
-            frames = [] if video_dir is not None and episode == 0 else None
-            result = run_episode(policy, env, evaluation_seed(seed, episode), keyframe_budget, frames)
-            episodes.append(result)
-            if frames:
-                write_video(Path(video_dir) / f"{task}_seed{result.seed}.mp4", frames, fps=40)
-            bar.update(1)
-            bar.set_postfix(task=task, success=f"{sum(e.success for e in episodes)}/{len(episodes)}")
-        env.close()
-    bar.close()
-    return EvaluationReport(episodes, keyframe_budget, untrained)
+    jobs = [EvaluationJob(t, evaluation_seed(seed, e), e == 0) for t in tasks for e in range(episodes_per_task)]
+    log = Path(episodes_file) if episodes_file else None
+    finished = load_finished_episodes(log) if log else {}
+    todo = deque(job for job in jobs if (job.task, job.seed) not in finished)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="eval", unit="ep", disable=not progress)
+    video = str(video_dir) if video_dir is not None else None
+
+    def record(job: EvaluationJob, result: EpisodeResult) -> None:
+        finished[(job.task, job.seed)] = result
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a") as handle:
+                handle.write(json.dumps(asdict(result)) + "\n")
+        bar.update(1)
+        wins = sum(e.success for e in finished.values())
+        bar.set_postfix(task=job.task, success=f"{wins}/{len(finished)}")
+
+    stats: list[dict[str, Any]] = []
+    try:
+        if workers == 1:
+            worker = EnvWorker()
+            try:
+                while todo:
+                    job = todo.popleft()
+                    if job.first:  # one task at a time: close the previous task's simulator
+                        worker.close()
+                    record(job, evaluate_episode_on_worker(worker, policy, job, keyframe_budget, video))
+            finally:
+                worker.close()
+        else:
+            stats = _evaluate_with_workers(todo, str(checkpoint), keyframe_budget, video, workers, ray, record)
+    finally:
+        bar.close()
+    episodes = [finished[(job.task, job.seed)] for job in jobs]
+    return EvaluationReport(episodes, keyframe_budget, untrained, workers=stats)
+
+
+def _evaluate_with_workers(
+    todo: deque, checkpoint: str, keyframe_budget: int, video: str | None, workers: int, ray: RayOptions | None,
+    record: Any,
+) -> list[dict[str, Any]]:  # fmt: skip
+    from cortico.envs.workers import WorkerPool
+    from cortico.ray_runtime import clamp_workers, ray_session
+
+    ray = ray or RayOptions()
+    with ray_session(ray.address, dashboard=ray.dashboard) as session:
+        pool = WorkerPool(clamp_workers(workers, ray.cpus_per_worker, session.cpus), ray.cpus_per_worker)
+        try:
+            pool.run(
+                next_job=lambda: todo.popleft() if todo else None,
+                function=evaluate_episode_on_worker,
+                arguments=lambda job: (checkpoint, job, keyframe_budget, video),
+                on_result=record,
+            )
+        finally:
+            stats = pool.summary()
+            pool.shutdown()
+    return stats
 
 
 def write_report(report: EvaluationReport, json_path: str | Path, title: str = "") -> dict[str, Path]:

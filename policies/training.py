@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,16 +124,18 @@ def train_policy(
         if saved["policy"] != train.policy:
             raise PolicyLoadError(f"{out} trains a {saved['policy']!r} policy, not {train.policy!r}")
     dataset = KeyframeDataset(data, sample_steps=train.sample_steps)
-    gaze = _gaze_model(data, out, train, dataset) if uses_gaze(train) else None
+    gaze = prepare_gaze_model(data, out, train, dataset) if uses_gaze(train) else None
     torch.manual_seed(train.seed)
-    generator = torch.Generator().manual_seed(train.seed)
+    generator = torch.Generator().manual_seed(train.seed)  # which samples make each batch
+    noise = torch.Generator().manual_seed(noise_seed(train.seed, rank=0))  # augmentation draws
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if train.device == "auto" else train.device)
     policy = build_policy(train, dataset, gaze).to(device)
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=train.learning_rate, weight_decay=train.weight_decay)
     start = 0
     if resume and last.exists():
-        start, _ = load_checkpoint(last / TRAINING_STATE, model=policy, optimizer=optimizer, generator=generator)
+        start, _ = load_checkpoint(last / TRAINING_STATE, model=policy, optimizer=optimizer,
+                                   generator={"batches": generator, "noise": noise})  # fmt: skip
         logger.info("resumed at step %d from %s", start, last)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "train_config.json", {"train": asdict(train), "policy": policy.config.to_dict(),
@@ -143,17 +146,10 @@ def train_policy(
     started = time.perf_counter()
     recent: dict[str, float] = {}
     for step in range(start, train.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = train.learning_rate * learning_rate_factor(step, train.steps, train.warmup_steps)
         indices = torch.randint(len(dataset), (train.batch_size,), generator=generator).tolist()
         batch = to_device(default_collate([dataset[i] for i in indices]), device)
-        losses = policy.loss(batch, generator)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(trainable, train.grad_clip)
-        optimizer.step()
+        recent = training_step(policy, optimizer, batch, noise, train, step)
         done = step + 1
-        recent = {k: v.item() for k, v in losses.items()}
         bar.update(1)
         bar.set_postfix(loss=f"{recent['total']:.3f}")
         if done % train.log_every == 0 or done == train.steps:
@@ -163,7 +159,7 @@ def train_policy(
             with open(out / "log.jsonl", "a") as handle:
                 handle.write(json.dumps({"step": done, **recent}) + "\n")
         if done % train.checkpoint_every == 0 or done == train.steps:
-            save_training_checkpoint(out, policy, optimizer, generator, done)
+            save_training_checkpoint(out, policy, optimizer, {"batches": generator, "noise": noise}, done)
     bar.close()
     writer.close()
     dataset.close()
@@ -171,13 +167,65 @@ def train_policy(
             "checkpoint": str(last)}  # fmt: skip
 
 
+def noise_seed(seed: int, rank: int) -> int:
+    """Seed of a data-parallel worker's augmentation generator (rank 0 is also the in-process one)."""
+    return seed * 1_000_003 + 7919 * rank + 1
+
+
+def training_step(
+    policy: KeyframePolicy,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, Any],
+    generator: torch.Generator,
+    train: TrainConfig,
+    step: int,
+    average_gradients: Callable[[list[torch.Tensor]], None] | None = None,
+) -> dict[str, float]:
+    """One optimisation step; returns the losses.
+
+    Learning-rate schedule, loss, backward, optional gradient averaging across data-parallel workers,
+    clipping, update.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = train.learning_rate * learning_rate_factor(step, train.steps, train.warmup_steps)
+    losses = policy.loss(batch, generator)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    if average_gradients is not None:
+        average_gradients(parameters)
+    torch.nn.utils.clip_grad_norm_(parameters, train.grad_clip)
+    optimizer.step()
+    return {k: v.item() for k, v in losses.items()}
+
+
+def write_checkpoint(
+    directory: Path,
+    policy: KeyframePolicy,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    step: int,
+) -> Path:
+    """A checkpoint folder: ``pretrained_model/`` (load with load_policy) and ``training_state/``."""
+    policy.save(directory / PRETRAINED)
+    save_checkpoint(directory / TRAINING_STATE, model=policy, optimizer=optimizer, step=step, generator=generators)
+    return directory
+
+
 def save_training_checkpoint(
-    out: Path, policy: KeyframePolicy, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int
+    out: Path,
+    policy: KeyframePolicy,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    step: int,
 ) -> Path:
     """Write ``checkpoints/<step>`` (pretrained model + training state) and point ``last`` at it."""
-    directory = out / CHECKPOINTS / f"{step:06d}"
-    policy.save(directory / PRETRAINED)
-    save_checkpoint(directory / TRAINING_STATE, model=policy, optimizer=optimizer, step=step, generator=generator)
+    directory = write_checkpoint(out / CHECKPOINTS / f"{step:06d}", policy, optimizer, generators, step)
+    return point_last_at(out, directory)
+
+
+def point_last_at(out: Path, directory: Path) -> Path:
+    """Atomically make ``checkpoints/last`` point at ``directory`` (a folder inside ``checkpoints/``)."""
     link = out / CHECKPOINTS / "last"
     temporary = out / CHECKPOINTS / f".last.{os.getpid()}"
     if temporary.is_symlink() or temporary.exists():
@@ -187,7 +235,7 @@ def save_training_checkpoint(
     return directory
 
 
-def _gaze_model(data: str | Path, out: Path, train: TrainConfig, dataset: KeyframeDataset) -> GazeModel:
+def prepare_gaze_model(data: str | Path, out: Path, train: TrainConfig, dataset: KeyframeDataset) -> GazeModel:
     """The frozen gaze model: the one given, or one trained on the same demos into ``RUN/gaze``."""
     if train.gaze_model:
         return GazeModel.load(train.gaze_model)

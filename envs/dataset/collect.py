@@ -30,6 +30,7 @@ from cortico.envs.dataset.index import (
     software_versions,
 )
 from cortico.envs.task_catalog import get_task
+from cortico.ray_runtime import RayOptions
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class CollectionSummary:
     skipped_existing: int = 0
     seconds: float = 0.0
     short_tasks: list[str] = field(default_factory=list)
+    workers: list[dict[str, object]] = field(default_factory=list)  # per-worker stats of a Ray collection
 
     @property
     def episodes_per_minute(self) -> float:
@@ -160,11 +162,17 @@ class EpisodeJob:
     seed: int
 
 
-def plan_jobs(tasks: list[str], config: CollectionConfig, index: DatasetIndex) -> Iterator[EpisodeJob]:
-    """Yield the attempts still needed, task by task, skipping (task, seed) pairs already in the index."""
-    done = index.done()
+def plan_jobs(
+    tasks: list[str], config: CollectionConfig, index: DatasetIndex, pending: set[EpisodeJob] | None = None
+) -> Iterator[EpisodeJob]:
+    """Yield the attempts still needed, task by task, skipping (task, seed) pairs already in the index.
+
+    ``pending`` attempts (running on a worker) count as if they had succeeded; a failure re-plans.
+    """
+    pending = pending or set()
+    done = index.done() | {(job.task, job.seed) for job in pending}
     for task in tasks:
-        have = sum(1 for e in index.episodes if e.task == task)
+        have = sum(1 for e in index.episodes if e.task == task) + sum(1 for job in pending if job.task == task)
         attempts_used = sum(1 for t, _ in done if t == task)
         for attempt in range(config.attempts_per_task):
             if have >= config.episodes_per_task or attempts_used >= config.attempts_per_task:
@@ -210,8 +218,10 @@ def collect_demos(
     resume: bool = False,
     overwrite: bool = False,
     progress: Callable[[int], object] | bool = True,
+    workers: int = 1,
+    ray: RayOptions | None = None,
 ) -> CollectionSummary:
-    """Collect ``config.episodes_per_task`` successful expert demonstrations for each task, in process.
+    """Collect ``config.episodes_per_task`` successful expert demonstrations for each task.
 
     Args:
         root: dataset directory.
@@ -220,11 +230,13 @@ def collect_demos(
         resume: continue a dataset collected with the same settings.
         overwrite: replace an existing dataset in ``root``.
         progress: show a progress bar (True) or call this function with the number of new episodes.
+        workers: 1 runs in this process; more run Ray env workers (the same episodes, in any order).
+        ray: the Ray cluster and per-worker resources (default: local, one CPU per worker).
     """
     from tqdm import tqdm
 
-    from cortico.envs.metaworld_backend import MetaWorldEnv
-
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     tasks = [get_task(t).name for t in tasks]
     root = Path(root)
     index = prepare_output(root, config, resume=resume, overwrite=overwrite)
@@ -233,35 +245,90 @@ def collect_demos(
     summary.skipped_existing = sum(min(n, config.episodes_per_task) for n in existing.values())
     total = len(tasks) * config.episodes_per_task
     bar = tqdm(total=total, initial=summary.skipped_existing, desc="collect", unit="ep", disable=progress is not True)
+
+    def record(entry: EpisodeEntry | FailureEntry) -> None:
+        """Add one finished attempt to the index (and save it atomically)."""
+        if isinstance(entry, FailureEntry):
+            index.failures.append(entry)
+            summary.failures[entry.task] = summary.failures.get(entry.task, 0) + 1
+            logger.info("expert failed on %s seed %d", entry.task, entry.seed)
+        else:
+            index.episodes.append(entry)
+            summary.collected[entry.task] = summary.collected.get(entry.task, 0) + 1
+        index.save(root)  # before anything else can interrupt: a reported episode is a saved one
+        bar.set_postfix(task=entry.task, failures=sum(summary.failures.values()))
+        if isinstance(entry, EpisodeEntry):
+            bar.update(1)
+            if callable(progress):
+                progress(1)
+
     started = time.perf_counter()
     try:
-        for task in tasks:
-            env = None
-            while True:
-                jobs = list(plan_jobs([task], config, index))
-                if not jobs:
-                    break
-                job = jobs[0]
-                if env is None:
-                    env = MetaWorldEnv(task, cameras=config.cameras, image_size=config.image_size)
-                entry = run_episode_job(job, config, root, env)
-                if isinstance(entry, FailureEntry):
-                    index.failures.append(entry)
-                    summary.failures[task] = summary.failures.get(task, 0) + 1
-                    logger.info("expert failed on %s seed %d", task, job.seed)
-                else:
-                    index.episodes.append(entry)
-                    summary.collected[task] = summary.collected.get(task, 0) + 1
-                    bar.update(1)
-                    if callable(progress):
-                        progress(1)
-                index.save(root)
-                bar.set_postfix(task=task, failures=sum(summary.failures.values()))
-            if env is not None:
-                env.close()
+        if workers == 1:
+            _collect_in_process(root, tasks, config, index, record)
+        else:
+            summary.workers = _collect_with_workers(root, tasks, config, index, record, workers, ray or RayOptions())
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - started
     have = {t: sum(1 for e in index.episodes if e.task == t) for t in tasks}
     summary.short_tasks = [t for t in tasks if have[t] < config.episodes_per_task]
     return summary
+
+
+def _collect_in_process(
+    root: Path, tasks: list[str], config: CollectionConfig, index: DatasetIndex, record: Callable
+) -> None:
+    from cortico.envs.metaworld_backend import MetaWorldEnv
+
+    for task in tasks:
+        env = None
+        while True:
+            jobs = list(plan_jobs([task], config, index))
+            if not jobs:
+                break
+            if env is None:
+                env = MetaWorldEnv(task, cameras=config.cameras, image_size=config.image_size)
+            record(run_episode_job(jobs[0], config, root, env))
+        if env is not None:
+            env.close()
+
+
+def collect_episode_on_worker(
+    worker, job: EpisodeJob, config: CollectionConfig, root: str
+) -> EpisodeEntry | FailureEntry:  # noqa: ANN001
+    """One collection episode inside a Ray :class:`~cortico.envs.workers.EnvWorker`."""
+    return run_episode_job(job, config, Path(root), worker.env(job.task, config.cameras, config.image_size))
+
+
+def _collect_with_workers(
+    root: Path,
+    tasks: list[str],
+    config: CollectionConfig,
+    index: DatasetIndex,
+    record: Callable,
+    workers: int,
+    ray: RayOptions,
+) -> list[dict[str, object]]:
+    """Run the attempts on Ray env workers; the driver alone writes the index, in a canonical order at the end."""
+    from cortico.envs.workers import WorkerPool
+    from cortico.ray_runtime import clamp_workers, ray_session
+
+    with ray_session(ray.address, dashboard=ray.dashboard) as session:
+        pool = WorkerPool(clamp_workers(workers, ray.cpus_per_worker, session.cpus), ray.cpus_per_worker)
+        try:
+            pool.run(
+                next_job=lambda: next(plan_jobs(tasks, config, index, pool.pending), None),
+                function=collect_episode_on_worker,
+                arguments=lambda job: (job, config, str(root)),
+                on_result=lambda job, entry: record(entry),
+            )
+        finally:
+            stats = pool.summary()
+            pool.shutdown()
+    _remove_partial_files(root)  # a worker killed mid-write leaves a temporary file, never a listed one
+    rank = {task: n for n, task in enumerate(tasks)}
+    index.episodes.sort(key=lambda e: (rank.get(e.task, -1), e.seed))
+    index.failures.sort(key=lambda f: (rank.get(f.task, -1), f.seed))
+    index.save(root)
+    return stats
