@@ -5,7 +5,9 @@
 
 Collects expert demos once, trains the gaze model once, trains every policy with identical steps, batch
 size and seed, evaluates all of them on the same evaluation seeds (disjoint from the demos), and times
-``act()`` per decision. Every stage resumes from what is already in ``--workdir``.
+``act()`` per decision. Every stage resumes from what is already in ``--workdir``. Results for policies
+not trained in this run are kept from an existing ``--json`` made with the same comparison settings, so the
+policies can be trained in separate sessions (``--policies rvt,cnn`` after ``--policies cortical``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,25 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+COMPARISON_SETTINGS = (
+    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "gaze_steps",
+    "eval_episodes", "keyframe_budget", "text_model", "policy_config",
+)  # fmt: skip
+
+
+def earlier_results(path: Path, settings: dict, policies: list[str]) -> dict[str, object]:
+    """Policy results from an earlier run with the same comparison settings, minus those retrained now."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    old = earlier.get("settings", {})
+    if any(old.get(key) != settings[key] for key in COMPARISON_SETTINGS):
+        print(f"{path}: earlier results use other settings; they are replaced")
+        return {}
+    known = [kind for kind in old.get("policies", "").split(",") if kind in earlier and kind not in policies]
+    return {kind: earlier[kind] for kind in known}
+
+
 def main() -> int:
     args = parse_args()
     import torch
@@ -81,8 +102,14 @@ def main() -> int:
         gaze_metrics = train_gaze(data, gaze_run, gaze_config, resume=gaze_run.exists())
         results["gaze_validation"] = gaze_metrics["validation"]
 
+    policies = args.policies.split(",")
+    kept = earlier_results(args.json, results["settings"], policies)
+    if "gaze_validation" not in results and args.json.exists() and kept:
+        results["gaze_validation"] = json.loads(args.json.read_text()).get("gaze_validation")
+    results.update(kept)
+    results["settings"]["policies"] = ",".join([*kept, *policies])
     overrides = json.loads(args.policy_config)
-    for kind in args.policies.split(","):
+    for kind in policies:
         run = workdir / kind
         policy_overrides = {"text_model": args.text_model, **overrides.get(kind, {})}
         train = TrainConfig(

@@ -8,7 +8,7 @@ Per-episode variation (object and goal positions) comes from the episode seed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cortico.envs.gl_backend import configure_gl_backend
 
@@ -187,10 +187,10 @@ class MetaWorldEnv:
         }
 
     # ------------------------------------------------------------------------------------------ vision
-    def observe(self) -> Observation:
-        """Render every camera and assemble the contract's observation."""
+    def observe(self, cameras: Sequence[str] | None = None) -> Observation:
+        """Render every camera (or only ``cameras``: cheaper for a per-step memory) into the contract's observation."""
         self._place_target_markers()
-        cameras = self._renderer.render(self.data)
+        cameras = self._renderer.render(self.data, cameras)
         proprio = self.proprioception()
         return Observation(
             cameras=cameras,

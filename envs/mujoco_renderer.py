@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cortico.envs.gl_backend import configure_gl_backend, gl_context_class
@@ -137,12 +138,15 @@ class MultiViewRenderer:
         if flipped:
             mujoco.mj_camlight(self._model, data)
 
-    def render(self, data: mujoco.MjData) -> dict[str, CameraFrame]:
-        """Render every camera for the current simulation state."""
+    def render(self, data: mujoco.MjData, cameras: Sequence[str] | None = None) -> dict[str, CameraFrame]:
+        """Render every camera (or only ``cameras``, in the renderer's order) for the current simulation state."""
+        if cameras is not None and (unknown := sorted(set(cameras) - set(self.camera_names))):
+            raise ValueError(f"this renderer has no camera {unknown}; it renders {list(self.camera_names)}")
         self._gl.make_current()
         model = self._model
         frames: dict[str, CameraFrame] = {}
-        for index, (spec, camera) in enumerate(zip(self._cameras, self._mjv_cameras)):
+        chosen = [(s, c) for s, c in zip(self._cameras, self._mjv_cameras) if cameras is None or s.name in cameras]
+        for index, (spec, camera) in enumerate(chosen):
             if spec.is_free:
                 model.vis.global_.fovy = spec.fovy
             if index == 0:

@@ -31,7 +31,7 @@ def depth_to_image(depth: np.ndarray) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
-def _caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
+def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
     """Image with a black caption band on top."""
     band = Image.new("RGB", (image.shape[1], height), (0, 0, 0))
     ImageDraw.Draw(band).text((2, 1), text, fill=(255, 255, 255))
@@ -58,15 +58,15 @@ def contact_sheet(record: EpisodeRecord, *, max_columns: int = 8, with_depth: bo
         frame = frame_of_step[step]
         tiles = []
         for name, seq in record.cameras.items():
-            tiles.append(_caption(seq.rgb[frame], f"{name} t={step}"))
+            tiles.append(caption(seq.rgb[frame], f"{name} t={step}"))
             if with_depth:
-                tiles.append(_caption(depth_to_image(seq.depth[frame]), f"{name} depth"))
+                tiles.append(caption(depth_to_image(seq.depth[frame]), f"{name} depth"))
         grip = "open" if record.gripper_open[step] >= 0.5 else "closed"
-        header = _caption(np.zeros((0, tiles[0].shape[1], 3), np.uint8), f"step {step} {grip}")
+        header = caption(np.zeros((0, tiles[0].shape[1], 3), np.uint8), f"step {step} {grip}")
         columns.append(np.concatenate([header, *tiles], axis=0))
     sheet = np.concatenate(columns, axis=1)
     title = f"{record.task} (seed {record.seed}): {record.instruction}"
-    return _caption(sheet, title, height=16)
+    return caption(sheet, title, height=16)
 
 
 def episode_frames(record: EpisodeRecord) -> list[np.ndarray]:
@@ -80,7 +80,7 @@ def episode_frames(record: EpisodeRecord) -> list[np.ndarray]:
         marker = " KEYFRAME" if int(step) in keyframes else ""
         grip = "open" if record.gripper_open[step] >= 0.5 else "closed"
         text = f"{record.instruction} | t={record.time[step]:.2f}s step {int(step)} gripper {grip}{marker}"
-        frames.append(_caption(row, text))
+        frames.append(caption(row, text))
     return frames
 
 

@@ -74,6 +74,36 @@ class ModuleSettings:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+class NearestInstruction:
+    """Commands to tasks by the most similar catalogue instruction under a sentence encoder (MiniLM).
+
+    The language module's fallback, and the whole parser when no module is trained: the confidence is
+    the cosine similarity, arguments come from the grammar's keyword phrases.
+    """
+
+    def __init__(self, tasks: Sequence[str], text_encoder: Any = None) -> None:
+        if text_encoder is None:
+            from cortico.perception.text_encoder import TextEncoder
+
+            text_encoder = TextEncoder()
+        self.tasks = tuple(tasks)
+        self.text_encoder = text_encoder
+        self._owners = [t for t in self.tasks for _ in TASKS[t].instructions]
+        self._embeddings = text_encoder.embed([i for t in self.tasks for i in TASKS[t].instructions])
+
+    def parse(self, text: str) -> ParsedCommand:
+        """The task of the most similar instruction, with the similarity as confidence."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("a command must be a non-empty string, e.g. 'open the drawer'")
+        similarity = self._embeddings @ self.text_encoder.embed(text)[0]
+        best = int(similarity.argmax())
+        return ParsedCommand(
+            self._owners[best], keyword_arguments(text), float(similarity[best].clamp(0, 1)), "nearest-instruction"
+        )
+
+    parse_command = parse
+
+
 class LanguageModule:
     """Command parsing, question answering and online learning through one TRC2 model (see module doc)."""
 
@@ -91,7 +121,7 @@ class LanguageModule:
         self.tasks = tuple(SUITES[self.settings.suite])
         self.replay = list(replay)
         self._text_encoder = text_encoder
-        self._instruction_index: tuple[list[str], list[str], torch.Tensor] | None = None
+        self._nearest: NearestInstruction | None = None
 
     # ------------------------------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -128,21 +158,9 @@ class LanguageModule:
         return ParsedCommand(parts[0], {"speed": parts[1], "repeat": int(parts[2])}, confidence, "trc2")
 
     def _nearest_instruction(self, text: str) -> ParsedCommand:
-        """The task of the most similar catalogue instruction (MiniLM), arguments from keyword phrases."""
-        if self._text_encoder is None:
-            from cortico.perception.text_encoder import TextEncoder
-
-            self._text_encoder = TextEncoder()
-        if self._instruction_index is None:
-            instructions = [i for t in self.tasks for i in TASKS[t].instructions]
-            owners = [t for t in self.tasks for _ in TASKS[t].instructions]
-            self._instruction_index = (instructions, owners, self._text_encoder.embed(instructions))
-        _, owners, embeddings = self._instruction_index
-        similarity = embeddings @ self._text_encoder.embed(text)[0]
-        best = int(similarity.argmax())
-        return ParsedCommand(
-            owners[best], keyword_arguments(text), float(similarity[best].clamp(0, 1)), "nearest-instruction"
-        )
+        if self._nearest is None:
+            self._nearest = NearestInstruction(self.tasks, self._text_encoder)
+        return self._nearest.parse(text)
 
     # ------------------------------------------------------------------------------------------ questions
     def answer(self, question: str, memory_evidence: Any) -> Answer:
@@ -161,16 +179,14 @@ class LanguageModule:
         """The ``at <s> <task> done|failed ;`` log the question answerer reads."""
         if isinstance(evidence, str):
             return evidence.strip()
-        if hasattr(evidence, "notes"):  # memory Evidence: one event per instruction of each note
-            events = []
-            for note in evidence.notes:
-                for instruction in note.facts.get("instructions", []):
-                    events.append((note.start, self.task_of_instruction(instruction), bool(note.facts.get("success"))))
-            evidence = events
+        if hasattr(evidence, "episodes"):  # memory Evidence: one event per command it still knows of
+            evidence = [(e.start, self.task_of_instruction(e.label), e.success) for e in evidence.episodes() if e.label]
         return " ".join(f"at {int(round(t))} {task} {'done' if ok else 'failed'} ;" for t, task, ok in evidence)
 
     def task_of_instruction(self, instruction: str) -> str:
-        """The task an instruction asked for (catalogue lookup, else the parser)."""
+        """The task an instruction (or a task name) asked for: catalogue lookup, else the parser."""
+        if instruction in self.tasks:
+            return instruction
         for task in self.tasks:
             if instruction in TASKS[task].instructions:
                 return task

@@ -16,6 +16,7 @@ core phrase is a catalogue paraphrase held out of training (word-level generalis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,26 +90,52 @@ def events_example(rng: np.random.Generator, tasks: tuple[str, ...]) -> Example:
     log = " ".join(f"at {t} {n} {'done' if d else 'failed'} ;" for t, n, d in zip(times, names, done))
     kind = _pick(rng, EVENT_QUESTIONS)
     unique = [n for n in names if names.count(n) == 1]
+    asked = None
     if kind == "after":
         candidates = [n for n in unique if names.index(n) < count - 1]
-        if candidates:
-            target = _pick(rng, candidates)
-            question = f"question : what did the robot do after {target} ?"
-            return Example(_join(log, question), names[names.index(target) + 1])
-    if kind in ("after", "first"):
-        return Example(_join(log, "question : what did the robot do first ?"), names[0])
-    if kind == "last":
-        return Example(_join(log, "question : what did the robot do last ?"), names[-1])
-    if kind == "count":
-        return Example(_join(log, "question : how many tasks did the robot finish ?"), str(int(done.sum())))
-    if kind == "did":
+        kind, asked = ("after", _pick(rng, candidates)) if candidates else ("first", None)
+    elif kind == "did":
         asked = _pick(rng, tasks)
-        return Example(_join(log, f"question : did the robot {asked} ?"), "yes" if asked in names else "no")
-    if kind == "succeeded" and unique:
+    elif kind == "succeeded" and unique:
         asked = _pick(rng, unique)
-        return Example(_join(log, f"question : did {asked} succeed ?"), "yes" if done[names.index(asked)] else "no")
-    asked = _pick(rng, unique or names)
-    return Example(_join(log, f"question : when did the robot {asked} ?"), str(int(times[names.index(asked)])))
+    elif kind in ("succeeded", "when"):
+        kind, asked = "when", _pick(rng, unique or names)
+    question, answer = event_question(kind, names, times, done, asked)
+    return Example(_join(log, f"question : {question} ?"), answer)
+
+
+def event_question(
+    kind: str, names: list[str], times: Sequence[float], done: Sequence[bool], asked: str | None = None
+) -> tuple[str, str]:
+    """A question of ``kind`` (see ``EVENT_QUESTIONS``) about an event log, and its true answer.
+
+    ``names``, ``times`` and ``done`` describe the events in order; ``after``, ``did``, ``succeeded`` and
+    ``when`` ask about the task ``asked`` (for ``after`` and ``succeeded`` it must occur once; ``when``
+    answers its first occurrence).
+    """
+    if kind in ("after", "did", "succeeded", "when") and asked is None:
+        raise ValueError(f"a {kind!r} question needs the task it asks about")
+    if kind == "when" and asked not in names:
+        raise ValueError(f"{asked!r} is not in the event log")
+    if kind in ("after", "succeeded") and names.count(asked) != 1:
+        raise ValueError(f"a {kind!r} question needs a task that occurs once in the log; {asked!r} does not")
+    if kind == "after":
+        if names.index(asked) == len(names) - 1:
+            raise ValueError(f"nothing came after {asked!r}, the last event")
+        return f"what did the robot do after {asked}", names[names.index(asked) + 1]
+    if kind == "first":
+        return "what did the robot do first", names[0]
+    if kind == "last":
+        return "what did the robot do last", names[-1]
+    if kind == "count":
+        return "how many tasks did the robot finish", str(int(sum(bool(d) for d in done)))
+    if kind == "did":
+        return f"did the robot {asked}", "yes" if asked in names else "no"
+    if kind == "succeeded":
+        return f"did {asked} succeed", "yes" if done[names.index(asked)] else "no"
+    if kind == "when":
+        return f"when did the robot {asked}", str(int(times[names.index(asked)]))
+    raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(EVENT_QUESTIONS)}")
 
 
 def nonce_meanings(tasks: tuple[str, ...], seed: int) -> dict[str, tuple[str, str]]:

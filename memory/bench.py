@@ -179,9 +179,10 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
     dim = records[0][0].embedding.shape[0]
     text_dim = text.encoder.dim
     reader = MemoryReader(dim, text_dim)
-    reader_losses = train_reader(reader, mixed, steps=config.reader_steps, seed=config.seed)
+    reader_losses = train_reader(reader, mixed, steps=config.reader_steps, seed=config.seed, progress=progress)
     blind = MemoryReader(dim, text_dim, use_memory=False)
-    train_reader(blind, examples(train_ids, "blind"), steps=config.reader_steps // 2, seed=config.seed)
+    train_reader(blind, examples(train_ids, "blind"), steps=config.reader_steps // 2, seed=config.seed,
+                 progress=progress)  # fmt: skip
 
     test_questions = [q for sid in test_ids for q in questions[sid]]
 

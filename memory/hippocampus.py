@@ -69,6 +69,7 @@ class _OpenEvent:
         self.gripper_changes = 0
         self.success = False
         self.task_numbers: list[int] = []
+        self.tasks: list[str | None] = []  # the task of each command number, when the agent knows it
         self.keys: list[FrameRecord] = []
         self._last_gripper = frame.facts.get("gripper_open")
         self.add(frame, first=True)
@@ -93,6 +94,7 @@ class _OpenEvent:
         self.success = self.success or bool(frame.facts.get("success", False))
         if "task_number" in frame.facts and frame.facts["task_number"] not in self.task_numbers:
             self.task_numbers.append(int(frame.facts["task_number"]))
+            self.tasks.append(frame.facts.get("task"))
         similar = [float(frame.embedding @ k.embedding) for k in self.keys]
         limit = config.key_frame_similarity if config else 0.9
         if all(s < limit for s in similar):
@@ -176,6 +178,8 @@ class CorticoMemory:
             "frames": event.count,
             "task_numbers": list(event.task_numbers),
         }
+        if any(event.tasks):
+            facts["tasks"] = list(event.tasks)
         if event.instructions and self.text_encoder is not None:
             facts["instruction_embedding"] = self._embed(event.instructions[-1])
         keys = tuple(
@@ -206,6 +210,10 @@ class CorticoMemory:
                     "merged": a.facts.get("merged", 1) + b.facts.get("merged", 1),
                     "task_numbers": sorted(set(a.facts.get("task_numbers", [])) | set(b.facts.get("task_numbers", []))),
                 }
+                if "tasks" in a.facts or "tasks" in b.facts:
+                    known = {n: t for note in (a, b) for n, t in zip(note.facts.get("task_numbers", []),
+                                                                       note.facts.get("tasks", []))}  # fmt: skip
+                    facts["tasks"] = [known.get(n) for n in facts["task_numbers"]]
                 if "instruction_embedding" in b.facts:
                     facts["instruction_embedding"] = b.facts["instruction_embedding"]
                 merged = MemoryNote(

@@ -156,15 +156,23 @@ def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:
 
 
 def train_reader(
-    reader: MemoryReader, examples: list[ReaderExample], *, steps: int = 1500, batch_size: int = 32, seed: int = 0
+    reader: MemoryReader,
+    examples: list[ReaderExample],
+    *,
+    steps: int = 1500,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = False,
 ) -> list[float]:
     """Train on examples (cross-entropy over the four options); returns the loss curve."""
+    from tqdm.auto import tqdm
+
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(reader.parameters(), lr=1e-3, weight_decay=1e-2)
     reader.train()
     losses = []
-    for step in range(steps):
+    for step in tqdm(range(steps), desc="train reader", disable=not progress):
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
         picks = torch.randint(len(examples), (batch_size,), generator=generator).tolist()

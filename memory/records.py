@@ -85,6 +85,50 @@ class Evidence:
         """Tokens the evidence holds."""
         return sum(i.cost for i in self.items) + sum(n.cost for n in self.notes)
 
+    def episodes(self) -> list[Episode]:
+        """The commands the memory still knows of, oldest first, from notes and retained frames.
+
+        Frames and notes carry the agent's own facts (``task_number``, ``task``, ``instruction``,
+        ``success``); everything with the same ``task_number`` is one episode, starting at the earliest time
+        seen and successful if any of its frames or notes saw success. A note merged from several commands
+        lends its success to each of them (the memory no longer tells them apart). Notes without command
+        numbers give one episode per instruction.
+        """
+        found: dict[Any, Episode] = {}
+
+        def add(keys: list[Any], labels: list[Any], start: float, end: float, success: bool) -> None:
+            for position, key in enumerate(keys):
+                label = labels[min(position, len(labels) - 1)] if labels else None
+                if key not in found:
+                    number = key if isinstance(key, int) else None
+                    found[key] = Episode(number, start, end, label, success)
+                episode = found[key]
+                episode.start, episode.end = min(episode.start, start), max(episode.end, end)
+                episode.label = episode.label or label
+                episode.success = episode.success or success
+
+        for k, note in enumerate(self.notes):
+            facts = note.facts
+            labels = facts.get("tasks") or facts.get("instructions") or []
+            keys = [int(n) for n in facts.get("task_numbers", [])] or [("note", k, i) for i in range(len(labels))]
+            add(keys, labels, note.start, note.end, bool(facts.get("success", False)))
+        for item in self.items:
+            if "task_number" in item.facts:
+                label = item.facts.get("task") or item.facts.get("instruction")
+                add([int(item.facts["task_number"])], [label], item.time, item.time, bool(item.facts.get("success")))
+        return sorted(found.values(), key=lambda e: e.start)
+
+
+@dataclass
+class Episode:
+    """One command as memory recalls it: its number, time span, task (or instruction) and success."""
+
+    number: int | None
+    start: float
+    end: float
+    label: str | None
+    success: bool
+
 
 class StreamingMemory(Protocol):
     """The memory contract: ``write`` every frame in time order, ``query`` at any time, never over budget."""

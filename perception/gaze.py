@@ -150,6 +150,22 @@ class GazeModel(nn.Module):
         cols = (torch.arange(width, dtype=logits.dtype, device=logits.device) + 0.5) * scale - 0.5
         return torch.stack([(probabilities.sum(1) * cols).sum(-1), (probabilities.sum(2) * rows).sum(-1)], dim=-1)
 
+    @torch.no_grad()
+    def fixate(
+        self, images: torch.Tensor, text: torch.Tensor | None = None, static: torch.Tensor | None = None
+    ) -> tuple[GazeOutput, torch.Tensor]:
+        """Gaze on wrist images of any square size ``(B, 3, S, S)`` in [0, 1].
+
+        Returns the output and the fixation ``(B, 2)`` in those images' pixels (the model sees them resized
+        to its own size).
+        """
+        size, native = self.config.image_size, images.shape[-1]
+        small = F.interpolate(images, size=(size, size), mode="area") if native != size else images
+        if static is not None and static.shape[-1] != size:
+            static = F.interpolate(static, size=(size, size), mode="area")
+        output = self(small, text, static)
+        return output, (output.fixation + 0.5) * (native / size) - 0.5
+
     # ------------------------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``directory`` (atomically)."""

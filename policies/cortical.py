@@ -231,13 +231,8 @@ class CorticalPolicy(KeyframePolicy):
         c = self.config
         wrist = c.cameras.index(WRIST_CAMERA)
         images = batch["rgb"][:, wrist].permute(0, 3, 1, 2).float() / 255.0
-        native = images.shape[-1]
-        size = c.gaze.image_size
-        small = F.interpolate(images, size=(size, size), mode="area") if native != size else images
         text = self.encode_text(batch["instruction"]).pooled if c.gaze.text_dim else None
-        with torch.no_grad():
-            gaze = self.gaze(small, text)
-        fixation = (gaze.fixation + 0.5) * (native / size) - 0.5
+        gaze, fixation = self.gaze.fixate(images, text)
         crops = foveated_crops(images, fixation, c.fovea_spans, c.fovea_size)
         return self.fovea(crops), (gaze, fixation)
 

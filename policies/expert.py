@@ -46,3 +46,23 @@ class ExpertKeyframePolicy:
     def remaining(self) -> int:
         """Keyframes not handed out yet."""
         return max(0, len(self.actions) - self._next)
+
+
+class SimulatorExpert:
+    """The scripted expert as a policy for any embedded task: the agent announces each episode's task and seed.
+
+    It is a reference that sees privileged simulator state (see the module doc) and knows every embedded task.
+    """
+
+    def __init__(self) -> None:
+        self._episode: ExpertKeyframePolicy | None = None
+
+    def begin_episode(self, task: str, seed: int) -> None:
+        """Plan the expert's keyframes for the episode the environment was just reset to."""
+        self._episode = ExpertKeyframePolicy(task, seed)
+
+    def act(self, observation: Observation | None = None, instruction: str | None = None) -> KeyframeAction:
+        """The next expert keyframe of the current episode."""
+        if self._episode is None:
+            raise RuntimeError("the simulator expert needs begin_episode(task, seed) before act()")
+        return self._episode.act(observation, instruction)

@@ -44,3 +44,15 @@ def mt10_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert not summary.short_tasks
     return root
+
+
+@pytest.fixture(scope="session")
+def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny TRC2 language module trained for a few steps (read-only: copy it to change it)."""
+    from cortico.language.continual import ContinualConfig
+    from cortico.language.module import train_module
+
+    tiny = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, learning_rate=3e-3, batch_size=16)
+    out = tmp_path_factory.mktemp("language") / "module"
+    train_module(out, "mt10", steps=30, config=tiny, progress=False, evaluate=False, checkpoint_every=20)
+    return out

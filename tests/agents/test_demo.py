@@ -1,31 +1,36 @@
-"""The main job (placeholder until the agent issue): demos, a contact sheet and a video."""
+"""``cortico demo --fast``: every stage runs for real (Ray collection, training, evaluation, agent) and reports."""
 
 from __future__ import annotations
 
-from cortico.cli import main
-from cortico.envs.cameras import DEFAULT_CAMERAS
-from cortico.envs.dataset.index import DatasetIndex
+import json
+from pathlib import Path
+
+import pytest
+
+from cortico.agents.demo import DemoConfig, run_demo
+from cortico.agents.report import SECTIONS
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def test_fast_demo_writes_a_report_with_every_section_and_resumes(tmp_path: Path) -> None:
+    from cortico.cli import main
 
-
-def test_demo_writes_a_contact_sheet_and_a_video(capsys, tmp_path):
-    code, out, err = run(
-        capsys, "demo", "--out", str(tmp_path / "demo"), "--episodes-per-task", "1", "--image-size", "48", "--gif"
-    )
-    assert code == 0, err
-    assert (tmp_path / "demo" / "contact_sheet.png").stat().st_size > 1000
-    assert (tmp_path / "demo" / "episode.gif").stat().st_size > 1000
-    assert "contact sheet" in out
-    index = DatasetIndex.load(tmp_path / "demo" / "dataset")
-    assert index.collection["signature"]["cameras"] == list(DEFAULT_CAMERAS)
-    # a second run reuses the collected episodes
-    code, _, err = run(
-        capsys, "demo", "--out", str(tmp_path / "demo"), "--episodes-per-task", "1", "--image-size", "48", "--gif"
-    )
-    assert code == 0, err
-    assert len(DatasetIndex.load(tmp_path / "demo" / "dataset").episodes) == 2
+    out = tmp_path / "demo"
+    assert main(["demo", "--fast", "--out", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    for section in SECTIONS:
+        assert f"<h2>{section}</h2>" in html, section
+    for name in ("training_curves.png", "memory_occupancy.png", "rollout.gif", "session.json", "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert 'src="rollout.gif"' in html and 'src="training_curves.png"' in html
+    session = json.loads((out / "session.json").read_text())
+    commands = DemoConfig.fast().session_commands()
+    assert [r["command"] for r in session["results"]] == commands
+    assert session["answers"], "questions were asked"
+    assert all({"question", "text", "truth", "correct", "evidence_span"} <= set(a) for a in session["answers"])
+    assert session["summary"]["memory"]["tokens"] <= DemoConfig.fast().memory_budget
+    # index.json of the demos and the checkpoints are reused: a second run only redoes the agent and the report
+    again = run_demo(out, DemoConfig.fast())
+    assert again.html == out / "report.html"
+    assert again.summary["seconds"]["train the cortical policy (10 steps, gaze model 10 steps)"] < 30
+    with pytest.raises(ValueError, match="other settings"):
+        run_demo(out, DemoConfig(episodes_per_task=3))

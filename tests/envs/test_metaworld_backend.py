@@ -42,6 +42,16 @@ def test_observation_follows_the_contract(env):
     assert obs.instruction in TASKS["pick-place"].instructions and obs.task == "pick-place"
 
 
+def test_observing_some_cameras_renders_only_those(env):
+    env.reset(seed=1)
+    full = env.observe()
+    front = env.observe(cameras=["front"])
+    assert set(front.cameras) == {"front"}
+    np.testing.assert_array_equal(front.cameras["front"].rgb, full.cameras["front"].rgb)
+    with pytest.raises(ValueError, match="no camera"):
+        env.observe(cameras=["belly"])
+
+
 def test_instructions_vary_with_seed_and_can_be_given(env):
     seen = {env.reset(seed=s).instruction for s in range(12)}
     assert len(seen) >= 3

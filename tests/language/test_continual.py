@@ -154,3 +154,20 @@ def test_harness_detects_forgetting_of_a_naive_model() -> None:
     assert report["forgetting"] > 0.7 and report["bwt"] < -0.7
     assert report["aufc"] > 0.3 and report["tokens_per_second"] > 0 and report["peak_rss_mb"] > 0
     assert len(report["curve"]) == 8 and report["curve"][-1]["finished"] == ["a"]
+
+
+def test_event_questions_have_the_true_answers() -> None:
+    from cortico.language.tasks import event_question
+
+    names, times, done = ["reach", "push", "door-open"], [3, 40, 77], [True, False, True]
+    assert event_question("first", names, times, done) == ("what did the robot do first", "reach")
+    assert event_question("last", names, times, done) == ("what did the robot do last", "door-open")
+    assert event_question("after", names, times, done, "reach") == ("what did the robot do after reach", "push")
+    assert event_question("count", names, times, done) == ("how many tasks did the robot finish", "2")
+    assert event_question("did", names, times, done, "window-open")[1] == "no"
+    assert event_question("succeeded", names, times, done, "push")[1] == "no"
+    assert event_question("when", names, times, done, "door-open")[1] == "77"
+    with pytest.raises(ValueError, match="nothing came after"):
+        event_question("after", names, times, done, "door-open")
+    with pytest.raises(ValueError, match="unknown question kind"):
+        event_question("why", names, times, done)

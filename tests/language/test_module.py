@@ -10,20 +10,9 @@ import numpy as np
 import pytest
 
 from cortico.checkpoint import CheckpointError
-from cortico.language.continual import ContinualConfig
-from cortico.language.module import LanguageModule, keyword_arguments, train_module
+from cortico.language.module import LanguageModule, keyword_arguments
 from cortico.language.stream_file import read_stream
 from cortico.language.tasks import Example
-
-TINY = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, learning_rate=3e-3, batch_size=16)
-
-
-@pytest.fixture(scope="session")
-def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny module trained for a few steps (read-only: copy it to change it)."""
-    out = tmp_path_factory.mktemp("language") / "module"
-    train_module(out, "mt10", steps=30, config=TINY, progress=False, evaluate=False, checkpoint_every=20)
-    return out
 
 
 @pytest.fixture

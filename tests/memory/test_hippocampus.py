@@ -72,3 +72,21 @@ def test_long_streams_consolidate_within_budget(text_encoder):
     assert max(merged) > 1, "old notes must merge instead of disappearing"
     numbers = sorted({t for n in memory.notes for t in n.facts["task_numbers"]})
     assert numbers[0] == 0, "the consolidated notes still cover the first task"
+
+
+def test_evidence_recalls_one_episode_per_command_across_notes_and_frames(text_encoder):
+    from cortico.memory.records import Evidence, MemoryNote
+
+    rng = np.random.default_rng(3)
+    tasks, frames = three_tasks(rng)
+    memory = CorticoMemory(80, text_encoder=text_encoder, config=HippocampusConfig(max_event_frames=15))
+    for frame in frames:
+        memory.write(frame)
+    episodes = memory.query(frames[-1].time).episodes()
+    # several notes per command (events of <= 15 frames), one episode per command number
+    assert [e.number for e in episodes] == [0, 1, 2]
+    assert [e.label for e in episodes] == tasks and all(e.success for e in episodes)
+    assert episodes[0].start == pytest.approx(frames[0].time) and episodes[0].end < episodes[1].start
+    # notes written without command numbers fall back to one episode per instruction
+    bare = Evidence(5.0, [], [MemoryNote(1.0, 2.0, np.zeros(4, np.float32), {"instructions": ["a", "b"]})])
+    assert [(e.number, e.label) for e in bare.episodes()] == [(None, "a"), (None, "b")]
