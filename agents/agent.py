@@ -355,7 +355,7 @@ class Agent:
 
     def ask(self, question: str) -> AgentAnswer:
         """Answer a question from memory up to now; may be called from another thread while ``run`` acts."""
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str) or not question.strip().rstrip("?").strip():
             raise ValueError("the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'")
         started = time.perf_counter()
         evidence = self.snapshot()

@@ -84,14 +84,21 @@ def _load_policy(settings: AgentSettings) -> Any:
         from cortico.policies.training import load_policy
 
         return load_policy(settings.checkpoint)
-    if settings.backend != "metaworld":
+    if settings.backend != "metaworld" and not _simulated_arm(settings):
         raise ValueError(
             f"the {settings.backend} backend needs a trained policy (--checkpoint RUN); the scripted expert "
-            "exists only in the embedded simulator"
+            "exists only in the embedded simulator (and behind `cortico deploy sim-arm`)"
         )
     from cortico.policies.expert import SimulatorExpert
 
     return SimulatorExpert()
+
+
+def _simulated_arm(settings: AgentSettings) -> bool:
+    """The ros backend with a simulated arm's profile (the scripted expert can drive it)."""
+    from cortico.deploy.profile import load_profile
+
+    return settings.backend == "ros" and bool(settings.profile) and load_profile(settings.profile).simulated
 
 
 def _load_language(settings: AgentSettings, policy: Any, text_encoder: Any) -> Any:
@@ -204,13 +211,14 @@ def run_with_questions(
     plan: QuestionPlan | None = None,
     rng: np.random.Generator | None = None,
     every: float = 1.0,
+    ask_leftover: bool = True,
     **run_kwargs: Any,
 ) -> tuple[RunResult, list[AgentAnswer | ScoredAnswer]]:
     """Run ``command`` in a worker thread while this thread asks questions every ``every`` seconds.
 
-    ``questions`` are asked in order (those left when the command ends are asked after it); with a
-    ``plan`` instead, scored questions are drawn from the agent's log until the command ends. An error in
-    the command is raised here.
+    ``questions`` are asked in order (those left when the command ends are asked after it, unless
+    ``ask_leftover`` is False); with a ``plan`` instead, scored questions are drawn from the agent's log
+    until the command ends. An error in the command is raised here.
     """
     outcome: dict[str, Any] = {}
 
@@ -239,7 +247,8 @@ def run_with_questions(
         worker.join()  # never leave the command running behind an error
     if "error" in outcome:
         raise outcome["error"]
-    answers += [agent.ask(q) for q in pending]
+    if ask_leftover:
+        answers += [agent.ask(q) for q in pending]
     return outcome["result"], answers
 
 

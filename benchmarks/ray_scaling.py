@@ -25,10 +25,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="drawer-close,button-press-topdown,reach,door-open")
     parser.add_argument("--episodes-per-task", type=int, default=4)
-    parser.add_argument("--eval-episodes-per-task", type=int, default=4)
+    parser.add_argument("--eval-episodes-per-task", type=int, default=8)
     parser.add_argument("--train-steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument(
+        "--store", default="all", choices=("all", "keyframes"),
+        help="frames rendered and stored per episode (all: what policy training collects)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS / "ray_scaling.json")
     return parser.parse_args()
 
@@ -56,7 +60,7 @@ def main() -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     cameras = ("front", "left_shoulder", "right_shoulder", "wrist")
     config = CollectionConfig(episodes_per_task=args.episodes_per_task, cameras=cameras,
-                              image_size=args.image_size, store="keyframes")  # fmt: skip
+                              image_size=args.image_size, store=args.store)  # fmt: skip
     results: dict[str, object] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},

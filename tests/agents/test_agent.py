@@ -206,3 +206,21 @@ def test_cli_runs_commands_with_questions_and_writes_video_and_session(tmp_path:
     assert len(saved["answers"]) == 1 and saved["answers"][0]["question"] == "what did the robot do first?"
     assert video.stat().st_size > 1000
     assert main(["run"]) == 2  # neither a command nor --interactive
+
+
+def test_interactive_mode_runs_commands_in_order_and_answers_questions(
+    module_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import io
+    import sys
+
+    from cortico.cli import main
+
+    lines = "what did the robot do first?\nplease open the drawer\n\n   ?\nquit\nnot read after quit\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    assert main(["run", "--interactive", "--language", str(module_dir), "--image-size", "48"]) == 0
+    out = capsys.readouterr().out
+    assert "A: I have not seen anything yet." in out
+    assert "[success] 'please open the drawer'" in out
+    assert "cannot answer: the question is empty" in out
+    assert "not read after quit" not in out

@@ -48,6 +48,24 @@ def test_a_language_command_succeeds_through_ros(sim_arm, arm):
     assert arm.safety.audit_path.read_text().count('"event": "keyframe"') >= 2
 
 
+def test_the_agent_carries_out_a_command_on_the_arm_through_ros(sim_arm, roscore, tmp_path):
+    from cortico.agents.session import AgentSettings, build_agent
+
+    sim_arm("drawer-close", seed=0)
+    agent = build_agent(AgentSettings(backend="ros", profile="sim_sawyer", audit=str(tmp_path / "agent.jsonl")))
+    try:
+        result = agent.run("could you push the drawer shut", seed=0, max_keyframes=10)
+        assert result.success, result.message
+        assert result.task == "drawer-close" and result.parser == "nearest-instruction"
+        # without per-step hooks the arm's observation after every keyframe is remembered
+        assert agent.frames == result.keyframes + 1
+        recalled = agent.snapshot().episodes()
+        assert [(e.label, e.success) for e in recalled] == [("drawer-close", True)]
+    finally:
+        agent.close()
+    assert '"event": "keyframe"' in (tmp_path / "agent.jsonl").read_text()
+
+
 def test_observations_over_ros_match_the_simulator_geometry(sim_arm, arm):
     """The clouds built from ROS messages and the calibration file land on the simulator's surfaces."""
     sim_arm("reach", seed=2)
