@@ -322,6 +322,22 @@ class Agent:
         if self.on_frame is not None:
             self.on_frame(self, observation, frame_facts)
 
+    def teach(self, command: str, task: str, speed: str = "normal", repeat: int = 1, steps: int = 60) -> dict[str, Any]:
+        """Teach the language module what a command means (online learning with replay, no forgetting).
+
+        For a command the agent asked to have clarified: afterwards it parses to ``task``.
+        """
+        from cortico.language.tasks import Example
+
+        if not hasattr(self.language, "learn"):
+            raise ValueError("this agent has no trained language module to teach (cortico language train)")
+        if task not in self.language.tasks:
+            raise ValueError(f"unknown task {task!r}; the language module knows {', '.join(self.language.tasks)}")
+        if not isinstance(command, str) or not command.strip():
+            raise ValueError("the command to teach is empty")
+        with self._language_lock:
+            return self.language.learn([Example(command.strip(), f"{task} {speed} {repeat}")], steps_per_example=steps)
+
     # ------------------------------------------------------------------------------------------ questions
     @property
     def session_time(self) -> float | None:

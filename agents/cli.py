@@ -118,8 +118,8 @@ def _print_answer(answer) -> None:  # noqa: ANN001
 def _interactive(agent, args: argparse.Namespace) -> None:  # noqa: ANN001
     """Read commands and questions from stdin until 'quit' or the end of input.
 
-    A line ending in '?' is a question (answered at once, even while acting); anything else is a command,
-    queued and carried out in order.
+    A line ending in '?' is a question (answered at once, even while acting); ``teach <command> = <task>``
+    teaches the language module a command; anything else is a command, queued and carried out in order.
     """
     import queue
 
@@ -135,14 +135,22 @@ def _interactive(agent, args: argparse.Namespace) -> None:  # noqa: ANN001
 
     thread = threading.Thread(target=worker, name="agent-commands", daemon=True)
     thread.start()
-    print("commands run in order; lines ending in '?' are questions; 'quit' ends the session", flush=True)
+    print("commands run in order; lines ending in '?' are questions; 'teach <command> = <task>' teaches a "
+          "command; 'quit' ends the session", flush=True)  # fmt: skip
     for line in sys.stdin:
         text = line.strip()
         if not text:
             continue
         if text.lower() in ("quit", "exit"):
             break
-        if text.endswith("?"):
+        if text.lower().startswith("teach ") and "=" in text:
+            command, _, task = text[len("teach ") :].partition("=")
+            try:
+                report = agent.teach(command.strip(), task.strip())
+                print(f"  learned {command.strip()!r} -> {task.strip()} (new words: {report['new_words']})")
+            except ValueError as error:
+                print(f"  cannot learn that: {error}")
+        elif text.endswith("?"):
             try:
                 _print_answer(agent.ask(text))
             except ValueError as error:

@@ -109,6 +109,19 @@ def _learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished_module(folder: Path, steps: int, resume: bool):  # noqa: ANN202 - LanguageModule | None
+    """A module trained earlier with the same suite, seed and steps (resumed rather than retrained)."""
+    from cortico.language.module import LanguageModule
+
+    if not resume or not (folder / "module.json").is_file():
+        return None
+    module = LanguageModule.load(folder)
+    settings = module.settings
+    if (settings.suite, settings.seed, settings.metrics.get("steps")) != ("mt10", 0, steps):
+        return None
+    return module
+
+
 def _bench(args: argparse.Namespace) -> int:
     from cortico.language.bench import markdown_table, measure_throughput, run_benchmark, tokenizer_for, write_report
     from cortico.language.continual import ContinualConfig
@@ -129,7 +142,8 @@ def _bench(args: argparse.Namespace) -> int:
     throughput = measure_throughput(0, tokenizer_for(0, args.workdir / "tokenizer-seed0"), config)
     report = write_report(args.json, result, throughput)
     if args.parser_steps:
-        module = train_module(args.workdir / "module", "mt10", args.parser_steps, resume=not args.no_resume)
+        module = _finished_module(args.workdir / "module", args.parser_steps, resume=not args.no_resume)
+        module = module or train_module(args.workdir / "module", "mt10", args.parser_steps, resume=not args.no_resume)
         report["command_parsing"] = module.settings.metrics | {"suite": "mt10"}
         from cortico.atomic import write_json_atomic
 

@@ -216,11 +216,31 @@ def test_interactive_mode_runs_commands_in_order_and_answers_questions(
 
     from cortico.cli import main
 
-    lines = "what did the robot do first?\nplease open the drawer\n\n   ?\nquit\nnot read after quit\n"
+    lines = ("what did the robot do first?\nplease open the drawer\n\n   ?\nteach do a flip = backflip\n"
+             "quit\nnot read after quit\n")  # fmt: skip
     monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
     assert main(["run", "--interactive", "--language", str(module_dir), "--image-size", "48"]) == 0
     out = capsys.readouterr().out
     assert "A: I have not seen anything yet." in out
     assert "[success] 'please open the drawer'" in out
     assert "cannot answer: the question is empty" in out
+    assert "cannot learn that: unknown task 'backflip'" in out
     assert "not read after quit" not in out
+
+
+def test_a_taught_command_is_understood_afterwards(module_dir: Path, tmp_path: Path, text_encoder) -> None:  # noqa: ANN001
+    import shutil
+
+    shutil.copytree(module_dir, tmp_path / "module")
+    module = LanguageModule.load(tmp_path / "module", text_encoder=text_encoder)
+    module.settings.confidence_threshold = 0.0  # trust the model's own parse
+    agent = make_agent(module, text_encoder, clarify_below=0.0)
+    try:
+        report = agent.teach("zorp the blicket", "drawer-open")
+        assert report["trained"] == 1 and "zorp" in report["new_words"]
+        result = agent.run("zorp the blicket", max_keyframes=12)
+        assert result.task == "drawer-open" and result.parser == "trc2" and result.success
+        with pytest.raises(ValueError, match="unknown task"):
+            agent.teach("do a flip", "backflip")
+    finally:
+        agent.close()
