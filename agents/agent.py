@@ -223,7 +223,7 @@ class Agent:
             return result
         result.instruction = TASKS[parsed.task].instructions[0] if parsed.task in TASKS else text
         repeat = int(parsed.arguments.get("repeat", 1))
-        started = time.perf_counter()
+        started, first_frame = time.perf_counter(), self._frames
         number = len([r for r in self.history if r.moved])  # commands that moved the robot before this one
         for _ in range(repeat):
             episode_seed = self.next_seed if seed is None else seed + result.episodes
@@ -235,6 +235,7 @@ class Agent:
             if not success:
                 break
         result.seconds = time.perf_counter() - started
+        result.frames = self._frames - first_frame
         result.status = "success" if result.successes == repeat else "failure"
         times = f"{result.successes}/{repeat} times" if repeat > 1 else ""
         result.message = (
@@ -280,7 +281,6 @@ class Agent:
             if getattr(env, "episode_over", False):
                 stop = "episode step budget spent"
                 break
-        result.frames = self._frames
         result.session_end = self._last_time
         return stop == "success", stop
 
