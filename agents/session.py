@@ -74,9 +74,10 @@ def build_agent(settings: AgentSettings, on_frame: Any = None) -> Agent:
     gaze = getattr(policy, "gaze", None) if getattr(getattr(policy, "config", None), "dynamic_stream", False) else None
     perception = Perceiver(camera=memory_camera, gaze=gaze, text_encoder=text_encoder)
     memory = make_memory(settings.memory, settings.memory_budget, text_encoder=text_encoder)
+    video = tuple(c for c in settings.video_cameras if cameras is None or c in cameras)  # those the scene renders
     return Agent(env, perception, memory, policy, language, clarify_below=settings.clarify_below,
                  allow_untrained=settings.allow_untrained, frame_stride=settings.frame_stride, seed=settings.seed,
-                 on_frame=on_frame, video_cameras=settings.video_cameras)  # fmt: skip
+                 on_frame=on_frame, video_cameras=video)  # fmt: skip
 
 
 def _load_policy(settings: AgentSettings) -> Any:
