@@ -58,7 +58,8 @@ def record_expert_episode(
             the last keyframe lies well inside the success region rather than on its border.
 
     Returns:
-        The record; ``record.success`` is False when the expert failed (no images are rendered then).
+        The record; ``record.success`` is False when the expert failed (no images are rendered then; the
+        keyframes of the failed attempt are still extracted).
     """
     if store not in STORE_MODES:
         raise ValueError(f"unknown store mode {store!r}; accepted: {', '.join(STORE_MODES)}")
@@ -96,15 +97,15 @@ def record_expert_episode(
         keyframes=[],
         frame_steps=np.zeros(0, dtype=np.int64),
     )
-    if not record.success:
-        return record
-    record.keyframes = extract_keyframes(
+    record.keyframes = extract_keyframes(  # of a failed attempt too (the expert policy can replay it)
         record.gripper_open,
         record.joint_velocities,
         keyframe_config or EXPERT_KEYFRAMES,
         positions=record.gripper_pose[:, :3],
         gripper_joint_positions=record.gripper_joint_positions,
     )
+    if not record.success:
+        return record
     if store == "all":
         record.frame_steps = np.arange(record.num_steps)
     else:

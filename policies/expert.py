@@ -18,17 +18,18 @@ class ExpertKeyframePolicy:
     Args:
         task: the embedded task.
         seed: the episode seed the environment was reset with.
+        require_success: refuse a seed on which the scripted expert fails (else replay its failed attempt).
     """
 
-    def __init__(self, task: str, seed: int) -> None:
+    def __init__(self, task: str, seed: int, require_success: bool = True) -> None:
         env = MetaWorldEnv(task, cameras=["front"], image_size=32)
         try:
             record = record_expert_episode(env, seed, store="keyframes")
         finally:
             env.close()
-        if not record.success:
+        if not record.success and (require_success or not record.keyframes):
             raise RuntimeError(f"the scripted expert fails {task} with seed {seed}; no keyframes to replay")
-        self.task, self.seed = task, seed
+        self.task, self.seed, self.expert_succeeded = task, seed, bool(record.success)
         self.actions = [record.keyframe_action(step) for step in record.keyframes]
         self._next = 0
 
@@ -58,8 +59,12 @@ class SimulatorExpert:
         self._episode: ExpertKeyframePolicy | None = None
 
     def begin_episode(self, task: str, seed: int) -> None:
-        """Plan the expert's keyframes for the episode the environment was just reset to."""
-        self._episode = ExpertKeyframePolicy(task, seed)
+        """Plan the expert's keyframes for the episode the environment was just reset to.
+
+        On the rare seeds where the scripted expert itself fails, its failed attempt is replayed, so the
+        command fails the way a policy would.
+        """
+        self._episode = ExpertKeyframePolicy(task, seed, require_success=False)
 
     def act(self, observation: Observation | None = None, instruction: str | None = None) -> KeyframeAction:
         """The next expert keyframe of the current episode."""

@@ -244,3 +244,18 @@ def test_a_taught_command_is_understood_afterwards(module_dir: Path, tmp_path: P
             agent.teach("do a flip", "backflip")
     finally:
         agent.close()
+
+
+def test_a_seed_the_scripted_expert_fails_on_is_a_failed_command_not_a_crash(text_encoder) -> None:  # noqa: ANN001
+    from cortico.envs.task_catalog import TASKS
+    from cortico.policies.expert import ExpertKeyframePolicy
+
+    with pytest.raises(RuntimeError, match="fails peg-insert-side with seed 2001"):
+        ExpertKeyframePolicy("peg-insert-side", 2001)
+    agent = make_agent(NearestInstruction(("peg-insert-side", "reach"), text_encoder), text_encoder)
+    try:
+        result = agent.run(TASKS["peg-insert-side"].instructions[0], seed=2001, max_keyframes=3)
+    finally:
+        agent.close()
+    assert result.moved and result.status == "failure" and result.keyframes == 3
+    assert "keyframe budget (3) spent" in result.message
