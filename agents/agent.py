@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from cortico.memory.records import Evidence
 logger = logging.getLogger(__name__)
 
 SESSION_START = 1.0  # session seconds of the first frame (event logs count from 1)
+SPEED_FRACTIONS = {"slow": 0.5, "normal": 1.0, "fast": 1.0}  # of the controller's speed ("fast" is its top)
 EPISODE_GAP = 1.0  # session seconds between two episodes
 
 
@@ -58,6 +59,7 @@ class RunResult:
     session_end: float | None = None
     stop_reason: str = ""
     decision_ms: list[float] = field(default_factory=list)
+    speed_applied: bool = False  # the backend's controller honoured the command's speed
 
     @property
     def success(self) -> bool:
@@ -225,15 +227,24 @@ class Agent:
         repeat = int(parsed.arguments.get("repeat", 1))
         started, first_frame = time.perf_counter(), self._frames
         number = len([r for r in self.history if r.moved])  # commands that moved the robot before this one
-        for _ in range(repeat):
-            episode_seed = self.next_seed if seed is None else seed + result.episodes
-            self.next_seed = max(self.next_seed, episode_seed) + 1
-            success, stop = self._episode(env, result, episode_seed, number, max_keyframes)
-            result.episodes += 1
-            result.successes += int(success)
-            result.stop_reason = stop
-            if not success:
-                break
+        servo = getattr(env, "servo", None)  # the simulator's keyframe controller
+        if servo is not None:
+            factor = SPEED_FRACTIONS.get(str(parsed.arguments.get("speed", "normal")), 1.0)
+            env.servo = replace(servo, speed=servo.speed * factor)
+            result.speed_applied = True
+        try:
+            for _ in range(repeat):
+                episode_seed = self.next_seed if seed is None else seed + result.episodes
+                self.next_seed = max(self.next_seed, episode_seed) + 1
+                success, stop = self._episode(env, result, episode_seed, number, max_keyframes)
+                result.episodes += 1
+                result.successes += int(success)
+                result.stop_reason = stop
+                if not success:
+                    break
+        finally:
+            if servo is not None:
+                env.servo = servo
         result.seconds = time.perf_counter() - started
         result.frames = self._frames - first_frame
         result.status = "success" if result.successes == repeat else "failure"

@@ -137,13 +137,12 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
     with stage("write the report"):
         from cortico.agents.report import write_report
 
-        summary = {
-            "evaluation": evaluation["summary"],
-            "agent": session["summary"],
-            "seconds": {k: round(v, 1) for k, v in timings.items()},
-        }
         html = write_report(out, config, evaluation, session, timings)
-        summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
+    summary = {
+        "evaluation": evaluation["summary"],
+        "agent": session["summary"],
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
     write_json_atomic(out / "summary.json", summary)
     return DemoReport(html, summary)
 

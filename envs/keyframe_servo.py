@@ -34,6 +34,8 @@ class ServoConfig:
         gripper_steps: low-level steps given to the fingers to open or close.
         stall_steps: consecutive steps without progress that count as blocked.
         stall_distance: progress (m) below which a step counts as no progress.
+        speed: fraction of the arm's largest per-step motion the controller may use (a slow command is
+            0.5); the step limit grows to match.
     """
 
     position_tolerance: float = 0.005
@@ -43,10 +45,13 @@ class ServoConfig:
     gripper_steps: int = 15
     stall_steps: int = 10
     stall_distance: float = 0.0005
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.gain <= 1:
             raise ValueError(f"servo gain must be in (0, 1], got {self.gain}")
+        if not 0 < self.speed <= 1:
+            raise ValueError(f"servo speed must be in (0, 1] (a fraction of the arm's top speed), got {self.speed}")
         if self.position_tolerance <= 0 or self.max_steps < 1 or self.gripper_steps < 0 or self.stall_steps < 1:
             raise ValueError(f"invalid servo settings: {self}")
 
@@ -79,6 +84,7 @@ def servo_to_keyframe(
     mocap_goal = reachable_target - env.tcp_offset
 
     steps = 0
+    step_limit = int(np.ceil(config.max_steps / config.speed))
     best_error = np.inf
     since_progress = 0
     message = ""
@@ -88,7 +94,7 @@ def servo_to_keyframe(
     def step(grab: float) -> None:
         nonlocal steps, previous_tcp
         previous_tcp = env.tcp_position
-        delta = np.clip((mocap_goal - env.mocap_position()) / scale, -1.0, 1.0)
+        delta = np.clip((mocap_goal - env.mocap_position()) / scale, -config.speed, config.speed)
         env.step_delta(np.append(delta, grab))
         steps += 1
         if on_step is not None:
@@ -105,8 +111,8 @@ def servo_to_keyframe(
         if env.episode_over:
             message = f"episode step budget ({env.max_episode_steps}) spent {error:.3f} m from the target"
             break
-        if steps >= config.max_steps:
-            message = f"step limit ({config.max_steps}) hit {error:.3f} m from the target"
+        if steps >= step_limit:
+            message = f"step limit ({step_limit}) hit {error:.3f} m from the target"
             break
         if error < best_error - config.stall_distance:
             best_error, since_progress = error, 0

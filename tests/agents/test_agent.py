@@ -259,3 +259,17 @@ def test_a_seed_the_scripted_expert_fails_on_is_a_failed_command_not_a_crash(tex
         agent.close()
     assert result.moved and result.status == "failure" and result.keyframes == 3
     assert "keyframe budget (3) spent" in result.message
+
+
+def test_a_slow_command_moves_the_arm_at_half_speed(text_encoder) -> None:  # noqa: ANN001
+    agent = make_agent(NearestInstruction(TASKS, text_encoder), text_encoder)
+    try:
+        normal = agent.run("open the drawer", seed=5, max_keyframes=12)
+        slow = agent.run("open the drawer slowly", seed=5, max_keyframes=12)
+        servo = agent.scenes.get("drawer-open").servo
+    finally:
+        agent.close()
+    assert normal.success and slow.success and slow.speed_applied
+    assert normal.arguments["speed"] == "normal" and slow.arguments["speed"] == "slow"
+    assert slow.frames > 1.15 * normal.frames, (slow.frames, normal.frames)  # travel at half speed; settling as before
+    assert servo.speed == 1.0, "the controller's speed is restored after the command"
