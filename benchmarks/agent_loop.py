@@ -150,7 +150,10 @@ def main() -> int:
     results["held_out_sessions"] = {
         "sessions": sessions,
         "parse_accuracy": float(np.mean([c["parsed"] == c["task"] for c in commands])),
-        "success_rate": float(np.mean([c["status"] == "success" for c in commands])),
+        "success_rate": float(np.mean([c["status"] == "success" for c in commands])),  # of the task it parsed
+        "commanded_task_success_rate": float(
+            np.mean([c["status"] == "success" and c["parsed"] == c["task"] for c in commands])
+        ),  # fmt: skip
         "questions_during": answer_accuracy([s for s in scored if s.during != "(after the session)"]),
         "questions_after": answer_accuracy([s for s in scored if s.during == "(after the session)"]),
         "questions_all": answer_accuracy(scored),
