@@ -13,13 +13,27 @@ from cortico.atomic import atomic_path
 SECTIONS = ("Success", "Training curves", "Rollout", "Memory occupancy", "Questions and answers")
 
 
-def _plot_training(log: Path, path: Path) -> Path | None:
-    """Training losses against steps (PNG), from the run's ``log.jsonl``."""
+def _pyplot():  # noqa: ANN202 - matplotlib.pyplot on the headless backend
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_png(figure: Any, path: Path) -> Path:
+    """Write a figure as PNG atomically and free it."""
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    _pyplot().close(figure)
+    return path
+
+
+def _plot_training(log: Path, path: Path) -> Path | None:
+    """Training losses against steps (PNG), from the run's ``log.jsonl``."""
+    plt = _pyplot()
     if not log.is_file():
         return None
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -34,20 +48,12 @@ def _plot_training(log: Path, path: Path) -> Path | None:
     axis.set_yscale("log")
     axis.legend(fontsize=7, ncol=2)
     axis.set_title("cortical policy training")
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-    return path
+    return _save_png(figure, path)
 
 
 def _plot_memory(trace: list[dict[str, Any]], path: Path) -> Path | None:
     """Cumulative clear / fuzzy / discarded frames and tokens held against the budget (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if not trace:
         return None
     times = [t["time"] for t in trace]
@@ -64,11 +70,7 @@ def _plot_memory(trace: list[dict[str, Any]], path: Path) -> Path | None:
     tokens.set_xlabel("session time (s)")
     tokens.legend(fontsize=8)
     tokens.set_title("memory occupancy")
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-    return path
+    return _save_png(figure, path)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
