@@ -32,8 +32,8 @@ from cortico.language.continual import (
 )
 from cortico.language.data import encode
 from cortico.language.modeling import TRC2ForCausalLM
-from cortico.language.tasks import FAMILIES, LanguageTask, all_texts, make_task
-from cortico.language.tokenizer import train_tokenizer
+from cortico.language.tasks import FAMILIES, LanguageTask, make_task, training_texts
+from cortico.language.tokenizer import TOKENIZER_KIND, train_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,15 @@ def tokenizer_for(seed: int, directory: Path):  # noqa: ANN201
 
     if (directory / "tokenizer.json").is_file():
         return PreTrainedTokenizerFast.from_pretrained(directory)
-    tokenizer = train_tokenizer(all_texts(benchmark_tasks(seed)))
+    tokenizer = train_tokenizer(training_texts(benchmark_tasks(seed)))
     with atomic_directory(directory) as staging:
         tokenizer.save_pretrained(staging)
     return tokenizer
+
+
+def tokenizer_directory(workdir: Path, seed: int) -> Path:
+    """Where seed ``seed``'s tokenizer lives (named by its kind, so another kind is never reused)."""
+    return Path(workdir) / f"tokenizer-{TOKENIZER_KIND}-seed{seed}"
 
 
 def run_key(method: str, order: int, seed: int) -> str:
@@ -90,7 +95,9 @@ def _config_from_dict(data: dict[str, Any]) -> ContinualConfig:
 
 def config_hash(config: ContinualConfig) -> str:
     """A short hash of the run settings (a resumed benchmark only reuses runs made with the same ones)."""
-    payload = json.dumps({"config": asdict(config), "orders": ORDERS, "sizes": DATA_SIZES}, sort_keys=True)
+    payload = json.dumps(
+        {"config": asdict(config), "orders": ORDERS, "sizes": DATA_SIZES, "tokenizer": TOKENIZER_KIND}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -123,7 +130,7 @@ def run_benchmark(
     digest = config_hash(config)
     jobs, reports = [], []
     for seed in range(seeds):
-        tokenizer_dir = workdir / f"tokenizer-seed{seed}"
+        tokenizer_dir = tokenizer_directory(workdir, seed)
         tokenizer_for(seed, tokenizer_dir)
         for method in methods:
             if method.startswith("trc2-no-") and ablation_seeds is not None and seed >= ablation_seeds:

@@ -110,20 +110,29 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _finished_module(folder: Path, steps: int, resume: bool):  # noqa: ANN202 - LanguageModule | None
-    """A module trained earlier with the same suite, seed and steps (resumed rather than retrained)."""
-    from cortico.language.module import LanguageModule
+    """A module trained earlier with the same suite, seed, steps and recipe (reused rather than retrained)."""
+    from cortico.language.module import WORD_DROPOUT, LanguageModule
+    from cortico.language.tokenizer import TOKENIZER_KIND
 
     if not resume or not (folder / "module.json").is_file():
         return None
     module = LanguageModule.load(folder)
     settings = module.settings
-    if (settings.suite, settings.seed, settings.metrics.get("steps")) != ("mt10", 0, steps):
+    recipe = [settings.metrics.get(key) for key in ("steps", "word_dropout", "tokenizer")]
+    if (settings.suite, settings.seed, recipe) != ("mt10", 0, [steps, WORD_DROPOUT, TOKENIZER_KIND]):
         return None
     return module
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cortico.language.bench import markdown_table, measure_throughput, run_benchmark, tokenizer_for, write_report
+    from cortico.language.bench import (
+        markdown_table,
+        measure_throughput,
+        run_benchmark,
+        tokenizer_directory,
+        tokenizer_for,
+        write_report,
+    )
     from cortico.language.continual import ContinualConfig
     from cortico.language.module import train_module
 
@@ -139,7 +148,7 @@ def _bench(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         ablation_seeds=args.ablation_seeds,
     )
-    throughput = measure_throughput(0, tokenizer_for(0, args.workdir / "tokenizer-seed0"), config)
+    throughput = measure_throughput(0, tokenizer_for(0, tokenizer_directory(args.workdir, 0)), config)
     report = write_report(args.json, result, throughput)
     if args.parser_steps:
         module = _finished_module(args.workdir / "module", args.parser_steps, resume=not args.no_resume)

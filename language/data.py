@@ -73,6 +73,19 @@ def encode(tokenizer: PreTrainedTokenizerFast, examples: Sequence[Example], max_
     return Encoded(input_ids, labels, mask)
 
 
+def drop_words(data: Encoded, rate: float, unknown_id: int, generator: torch.Generator | None = None) -> Encoded:
+    """Word dropout: each prompt token (not BOS/SEP) becomes ``unknown_id`` with probability ``rate``.
+
+    Trained this way, a parser cannot lean on one memorised word sequence: it learns to read every cue of
+    a command, which is what carries it to phrasings it has never seen.
+    """
+    prompt = (data.labels == IGNORE) & (data.attention_mask == 1)
+    prompt[:, 0] = False  # BOS
+    prompt &= torch.roll(data.labels, -1, dims=1) == IGNORE  # SEP is the last prompt token before the answer
+    drop = prompt & (torch.rand(data.input_ids.shape, generator=generator) < rate)
+    return Encoded(data.input_ids.masked_fill(drop, unknown_id), data.labels, data.attention_mask)
+
+
 def concatenate(parts: Sequence[Encoded]) -> Encoded:
     """One padded set from several."""
     length = max(p.input_ids.shape[1] for p in parts)
@@ -85,6 +98,21 @@ def concatenate(parts: Sequence[Encoded]) -> Encoded:
         torch.cat([pad(p.labels, IGNORE) for p in parts]),
         torch.cat([pad(p.attention_mask, 0) for p in parts]),
     )
+
+
+@torch.no_grad()
+def answer_log_probs(model: PreTrainedModel, data: Encoded, final: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's summed log-probability of its answer tokens and how many there are, ``(N,)`` each.
+
+    With ``final=False`` the closing EOS is not scored: the answer is a prefix of a longer one.
+    """
+    logits = model(input_ids=data.input_ids, attention_mask=data.attention_mask).logits[:, :-1]
+    target = data.labels[:, 1:]
+    scored = target != IGNORE
+    if not final:
+        scored &= target != model.config.eos_token_id
+    picked = logits.log_softmax(-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return (picked * scored).sum(1), scored.sum(1)
 
 
 @torch.no_grad()

@@ -1,12 +1,14 @@
 """The language module the agent calls: parse a command, answer a question from memory, learn online.
 
-One TRC2 model and its tokenizer are trained on the suite's commands and on event-log questions. A
-command the model parses with low confidence (or into something that is not a task) falls back to the
-nearest catalogue instruction under the packaged MiniLM sentence encoder. New commands are learned online
+One TRC2 model and its tokenizer are trained on the suite's commands (with word dropout) and on
+event-log questions. Commands are decoded within their grammar, the task chosen by TRC2 times a linear
+probe on the packaged MiniLM sentence encoder (:mod:`cortico.language.probe`); a parse with low confidence
+may fall back to the nearest training instruction under the same encoder. New commands are learned online
 (``learn``): a surprising example is trained on with replay (its states are written to the hippocampal
-memory), and ``consolidate`` replays the buffers when the agent is idle. A module folder holds
-``config.json`` + ``model.safetensors`` (``save_pretrained``), ``tokenizer.json``, ``module.json``
-(suite, thresholds, metrics) and ``replay.jsonl`` (the replay buffer's texts).
+memory) and the probe is refitted, and ``consolidate`` replays the buffers when the agent is idle. A
+module folder holds ``config.json`` + ``model.safetensors`` (``save_pretrained``), ``tokenizer.json``,
+``probe.safetensors``, ``module.json`` (suite, thresholds, metrics) and ``replay.jsonl`` (the replay
+buffer's texts).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,24 @@ from cortico.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cortico.compute import torch_threads
 from cortico.envs.task_catalog import SUITES, TASKS
 from cortico.language.continual import ContinualConfig, ContinualLearner, model_config
-from cortico.language.data import Encoded, concatenate, encode, exact_match
+from cortico.language.data import Encoded, answer_log_probs, concatenate, drop_words, encode, exact_match
 from cortico.language.modeling import TRC2ForCausalLM
-from cortico.language.tasks import REPEATS, SPEEDS, Example, LanguageTask, all_texts, make_task
-from cortico.language.tokenizer import decode_words, encode_prompt, train_tokenizer
+from cortico.language.probe import CommandProbe
+from cortico.language.tasks import (
+    REPEATS,
+    SPEEDS,
+    Example,
+    LanguageTask,
+    make_task,
+    training_instructions,
+    training_texts,
+)  # fmt: skip
+from cortico.language.tokenizer import TOKENIZER_KIND, decode_words, encode_prompt, train_tokenizer
 
 logger = logging.getLogger(__name__)
 MODULE_FILE = "module.json"
 REPLAY_FILE = "replay.jsonl"
+WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
 
 
 @dataclass(frozen=True)
@@ -82,15 +94,19 @@ class NearestInstruction:
     the cosine similarity, arguments come from the grammar's keyword phrases.
     """
 
-    def __init__(self, tasks: Sequence[str], text_encoder: Any = None) -> None:
+    def __init__(
+        self, tasks: Sequence[str], text_encoder: Any = None, phrasings: Callable[[str], Sequence[str]] | None = None
+    ) -> None:
+        """``phrasings(task)`` lists the instructions to compare with (default: the whole catalogue's)."""
         if text_encoder is None:
             from cortico.perception.text_encoder import TextEncoder
 
             text_encoder = TextEncoder()
+        phrasings = phrasings or (lambda task: TASKS[task].instructions)
         self.tasks = tuple(tasks)
         self.text_encoder = text_encoder
-        self._owners = [t for t in self.tasks for _ in TASKS[t].instructions]
-        self._embeddings = text_encoder.embed([i for t in self.tasks for i in TASKS[t].instructions])
+        self._owners = [t for t in self.tasks for _ in phrasings(t)]
+        self._embeddings = text_encoder.embed([i for t in self.tasks for i in phrasings(t)])
 
     def parse(self, text: str) -> ParsedCommand:
         """The task of the most similar instruction, with the similarity as confidence."""
@@ -115,8 +131,10 @@ class LanguageModule:
         settings: ModuleSettings | None = None,
         replay: Sequence[Example] = (),
         text_encoder: Any = None,
+        probe: CommandProbe | None = None,
     ) -> None:
         self.model = model.eval()
+        self.probe = probe
         self.tokenizer = tokenizer
         self.settings = settings or ModuleSettings()
         self.tasks = tuple(SUITES[self.settings.suite])
@@ -140,27 +158,49 @@ class LanguageModule:
         return decode_words(self.tokenizer, generated.tolist()), confidence
 
     # ------------------------------------------------------------------------------------------ commands
+    @torch.no_grad()
     def parse_command(self, text: str) -> ParsedCommand:
-        """``(task, arguments, confidence)`` of a command; empty text is refused, long text is truncated."""
-        decoded, confidence = self.generate(text)
-        parsed = self._canonical(decoded, confidence)
-        if parsed is not None and confidence >= self.settings.confidence_threshold:
+        """``(task, arguments, confidence)`` of a command; empty text is refused, long text is truncated.
+
+        Decoding follows the command grammar ``"<task> <speed> <repeat>"``: the task is the best of the
+        suite's tasks under TRC2 times the sentence-encoder probe (when the module has one), then the
+        speed and the repetition are the model's best given the task. The confidence is the product of
+        each choice's share of the probability; below the threshold the nearest instruction may win.
+        """
+        encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
+        task_scores = self._grammar_scores(text, "", self.tasks, final=False)
+        if self.probe is not None:
+            task_scores = task_scores + self.probe.log_probs(self.sentence_embeddings([text]))[0]
+        task_shares = task_scores.softmax(0)
+        task = self.tasks[int(task_shares.argmax())]
+        speed_shares = self._grammar_scores(text, task, tuple(SPEEDS), final=False).softmax(0)
+        speed = tuple(SPEEDS)[int(speed_shares.argmax())]
+        repeat_shares = self._grammar_scores(text, f"{task} {speed}", tuple(map(str, REPEATS)), final=True).softmax(0)
+        repeat = tuple(REPEATS)[int(repeat_shares.argmax())]
+        confidence = float(task_shares.max() * speed_shares.max() * repeat_shares.max())
+        parsed = ParsedCommand(task, {"speed": speed, "repeat": repeat}, confidence, "trc2")
+        if parsed.confidence >= self.settings.confidence_threshold:
             return parsed
         fallback = self._nearest_instruction(text)
-        if parsed is None or fallback.confidence > confidence:
-            return fallback
-        return parsed
+        return fallback if fallback.confidence > parsed.confidence else parsed
 
-    def _canonical(self, decoded: str, confidence: float) -> ParsedCommand | None:
-        """``"<task> <speed> <repeat>"`` -> a command, or None when it is malformed or not a suite task."""
-        parts = decoded.split()
-        if len(parts) != 3 or parts[0] not in self.tasks or parts[1] not in SPEEDS or not parts[2].isdigit():
-            return None
-        return ParsedCommand(parts[0], {"speed": parts[1], "repeat": int(parts[2])}, confidence, "trc2")
+    def _grammar_scores(self, text: str, prefix: str, options: Sequence[str], final: bool) -> torch.Tensor:
+        """TRC2's log-probability of ``prefix option`` after ``text`` for each option (with EOS when ``final``)."""
+        rows = [Example(text, f"{prefix} {option}".strip()) for option in options]
+        return answer_log_probs(self.model, self.encode(rows), final=final)[0]
+
+    def sentence_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+        """The packaged sentence encoder's embeddings of ``texts`` (loaded on first use)."""
+        if self._text_encoder is None:
+            from cortico.perception.text_encoder import TextEncoder
+
+            self._text_encoder = TextEncoder()
+        return torch.as_tensor(self._text_encoder.embed(list(texts)))
 
     def _nearest_instruction(self, text: str) -> ParsedCommand:
-        if self._nearest is None:
-            self._nearest = NearestInstruction(self.tasks, self._text_encoder)
+        if self._nearest is None:  # the phrasings the model was trained on: held-out ones stay held out
+            self.sentence_embeddings(["warm up"])
+            self._nearest = NearestInstruction(self.tasks, self._text_encoder, training_instructions)
         return self._nearest.parse(text)
 
     # ------------------------------------------------------------------------------------------ questions
@@ -242,7 +282,18 @@ class LanguageModule:
                 trained += 1
             self.replay.append(example)
         self.model.eval()
+        self._refit_probe()
         return {"examples": len(examples), "trained": trained, "new_words": new_words, "surprise": surprise}
+
+    def _refit_probe(self, steps: int = 100) -> None:
+        """Bring the probe up to the replay buffer's commands (which hold every newly learned one)."""
+        commands = [e for e in self.replay if _grammar_task(e.output, self.tasks)]
+        if self.probe is not None and commands:
+            self.probe.fit(
+                self.sentence_embeddings([e.input for e in commands]),
+                [_grammar_task(e.output, self.tasks) for e in commands],
+                steps,
+            )
 
     def consolidate(self, steps: int = 50) -> int:
         """Idle-time consolidation: replay-only steps from the buffers (through the plain path)."""
@@ -277,6 +328,8 @@ class LanguageModule:
         with atomic_directory(directory) as staging:
             self.model.save_pretrained(staging)
             self.tokenizer.save_pretrained(staging)
+            if self.probe is not None:
+                self.probe.save(staging)
             (staging / MODULE_FILE).write_text(json.dumps(asdict(self.settings), indent=2))
             with open(staging / REPLAY_FILE, "w") as f:
                 for example in self.replay:
@@ -302,6 +355,7 @@ class LanguageModule:
             model = TRC2ForCausalLM.from_pretrained(directory)
             tokenizer = PreTrainedTokenizerFast.from_pretrained(directory)
             settings = ModuleSettings(**json.loads((directory / MODULE_FILE).read_text()))
+            probe = CommandProbe.load(directory)
         except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
             raise CheckpointError(f"{directory} is corrupt or incomplete ({type(error).__name__}: {error})") from error
         replay = []
@@ -309,11 +363,18 @@ class LanguageModule:
             replay = [
                 Example(**json.loads(line)) for line in (directory / REPLAY_FILE).read_text().splitlines() if line
             ]
-        return cls(model, tokenizer, settings, replay, text_encoder)
+        return cls(model, tokenizer, settings, replay, text_encoder, probe)
 
 
 def _inputs(data: Encoded) -> dict[str, torch.Tensor]:
     return {"input_ids": data.input_ids, "attention_mask": data.attention_mask}
+
+
+def _grammar_task(output: str, tasks: Sequence[str]) -> str | None:
+    """The task of a canonical command ``"<task> <speed> <repeat>"``, or None for any other output."""
+    parts = output.split()
+    grammatical = len(parts) == 3 and parts[0] in tasks and parts[1] in SPEEDS and parts[2] in map(str, REPEATS)
+    return parts[0] if grammatical else None
 
 
 def keyword_arguments(text: str) -> dict[str, Any]:
@@ -322,6 +383,16 @@ def keyword_arguments(text: str) -> dict[str, Any]:
     speed = next((s for s, phrases in SPEEDS.items() for p in phrases if p and f" {p} " in padded), "normal")
     repeat = next((n for n, phrases in REPEATS.items() for p in phrases if p and f" {p} " in padded), 1)
     return {"speed": speed, "repeat": repeat}
+
+
+def fit_probe(module: LanguageModule, commands: Sequence[Example], seed: int) -> CommandProbe:
+    """The sentence-encoder probe fitted on the training commands (the parser's second expert)."""
+    texts = [e.input for e in commands]
+    embeddings = module.sentence_embeddings(texts)
+    torch.manual_seed(seed)
+    probe = CommandProbe(module.tasks, embeddings.shape[1])
+    probe.fit(embeddings, [_grammar_task(e.output, module.tasks) for e in commands])
+    return probe
 
 
 def module_tasks(suite: str, seed: int) -> list[LanguageTask]:
@@ -339,10 +410,13 @@ def train_module(
     checkpoint_every: int = 250,
     progress: bool = True,
     evaluate: bool = True,
+    word_dropout: float = WORD_DROPOUT,
 ) -> LanguageModule:
     """Train a module on the suite's commands and event questions (both at once), checkpointing as it goes.
 
-    With ``evaluate`` the held-out exact match and parsing accuracy are stored in ``module.json``.
+    Commands are trained with ``word_dropout`` (see :func:`drop_words`); event logs never are (every
+    word of a log is evidence). With ``evaluate`` the held-out exact match and parsing accuracy are stored
+    in ``module.json``.
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
@@ -350,7 +424,7 @@ def train_module(
     out = Path(out)
     checkpoint = out.with_name(out.name + ".checkpoint")
     tasks = module_tasks(suite, seed)
-    tokenizer = train_tokenizer(all_texts(tasks))
+    tokenizer = train_tokenizer(training_texts(tasks))
     torch.manual_seed(seed)
     model = TRC2ForCausalLM(model_config("trc2", len(tokenizer), config))
     learner = ContinualLearner(model, "controlled", config, seed=seed)
@@ -368,7 +442,9 @@ def train_module(
     with bar, torch_threads(1):  # a small model: one thread is as fast, and far faster on a busy machine
         for step in range(start + 1, steps + 1):
             picks = [torch.randint(len(d), (half,), generator=generator) for d in data]
-            loss = learner.step(concatenate([d.select(p) for d, p in zip(data, picks)]))
+            commands, events = (d.select(p) for d, p in zip(data, picks))
+            commands = drop_words(commands, word_dropout, tokenizer.unk_token_id, generator)
+            loss = learner.step(concatenate([commands, events]))
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % checkpoint_every == 0 and step < steps:
@@ -376,9 +452,13 @@ def train_module(
     replay = [e for t in tasks for e in t.splits["train"][: config.buffer_size // len(tasks)]]
     module = LanguageModule(model.eval(), tokenizer, ModuleSettings(suite=suite, seed=seed), replay)
     commands, events = tasks
+    with torch_threads(1):
+        module.probe = fit_probe(module, commands.splits["train"], seed)
     if evaluate:
         module.settings.metrics = {
             "steps": steps,
+            "word_dropout": word_dropout,
+            "tokenizer": TOKENIZER_KIND,
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "events_exact_match": module.evaluate(events)["test"],
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),

@@ -67,11 +67,15 @@ def held_out_core(task: str) -> str:
     return TASKS[task].instructions[-1]
 
 
+def training_instructions(task: str) -> tuple[str, ...]:
+    """The catalogue paraphrases of ``task`` that training examples are made of (all but the held-out one)."""
+    return TASKS[task].instructions[:-1]
+
+
 def command_example(rng: np.random.Generator, tasks: tuple[str, ...], novel: bool = False) -> Example:
     """A command with politeness, speed and repetition phrases and its canonical form."""
     task = _pick(rng, tasks)
-    instructions = TASKS[task].instructions
-    core = held_out_core(task) if novel else _pick(rng, instructions[:-1])
+    core = held_out_core(task) if novel else _pick(rng, training_instructions(task))
     speed = _pick(rng, ("normal", "normal", "slow", "fast"))
     repeat = _pick(rng, (1, 1, 2, 3))
     modifiers = [_pick(rng, SPEEDS[speed]), _pick(rng, REPEATS[repeat])]
@@ -157,14 +161,14 @@ def compositional_example(
     if kind < 0.75:
         verb = _pick(rng, NONCE_VERBS)
         task = _pick(rng, tasks)
-        core = _pick(rng, TASKS[task].instructions[:-1])
+        core = _pick(rng, training_instructions(task))
         if rng.random() < 0.5:
             return Example(_join(_pick(rng, PREFIXES), verb, "and then", core), " ".join((*meanings[verb], task)))
         return Example(_join(_pick(rng, PREFIXES), core, "and then", verb), " ".join((task, *meanings[verb])))
     first, second = _pick(rng, tasks), _pick(rng, tasks)
     text = _join(
-        _pick(rng, PREFIXES), "do", _pick(rng, TASKS[first].instructions[:-1]), "and then",
-        _pick(rng, TASKS[second].instructions[:-1]),
+        _pick(rng, PREFIXES), "do", _pick(rng, training_instructions(first)), "and then",
+        _pick(rng, training_instructions(second)),
     )  # fmt: skip
     return Example(text, f"{first} {second}")
 
@@ -245,6 +249,6 @@ def make_task(
     return LanguageTask(name=family, family=family, splits=splits)
 
 
-def all_texts(tasks: list[LanguageTask]) -> list[str]:
-    """Every input and output of every split (the tokenizer's corpus)."""
-    return [text for task in tasks for items in task.splits.values() for e in items for text in (e.input, e.output)]
+def training_texts(tasks: list[LanguageTask]) -> list[str]:
+    """Every input and output of the training splits (the tokenizer's corpus: held-out words stay unseen)."""
+    return [text for task in tasks for e in task.splits["train"] for text in (e.input, e.output)]

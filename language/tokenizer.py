@@ -1,7 +1,9 @@
-"""A word-level tokenizer trained on the project's own corpora with the ``tokenizers`` library.
+"""A WordPiece tokenizer trained on the project's own corpora with the ``tokenizers`` library.
 
-Text is lower-cased and split into words and punctuation (``"drawer-open"`` is ``drawer - open``). Words
-never seen in training map to ``[UNK]``. The tokenizer is a ``PreTrainedTokenizerFast`` so it is saved
+Text is lower-cased and split into words and punctuation (``"drawer-open"`` is ``drawer - open``). Every
+word of the training corpus is one token; a word never seen is split into the longest known pieces
+(``pushing`` -> ``push ##ing``), so an unseen inflection still shares its stem's embedding, and only
+characters never seen map to ``[UNK]``. The tokenizer is a ``PreTrainedTokenizerFast`` so it is saved
 beside the model (``tokenizer.json``) and reloaded with ``AutoTokenizer``-style ``from_pretrained``.
 """
 
@@ -11,9 +13,9 @@ import logging
 import re
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import WordLevel
-from tokenizers.trainers import WordLevelTrainer
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+from tokenizers.trainers import WordPieceTrainer
 from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
@@ -21,14 +23,19 @@ logger = logging.getLogger(__name__)
 PAD, BOS, EOS, UNK, SEP = "[PAD]", "[BOS]", "[EOS]", "[UNK]", "[SEP]"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, SEP)  # ids 0..4, in this order (the model config relies on it)
 MAX_TEXT_WORDS = 96  # longer inputs are truncated with a warning (see ``encode_prompt``)
+TOKENIZER_KIND = "wordpiece"  # part of the continual benchmark's run key: another kind makes old runs stale
+MAX_VOCABULARY = 30_000  # far above the project's corpora: every training word stays whole
 
 
 def train_tokenizer(corpus: Iterable[str], extra_words: Iterable[str] = ()) -> PreTrainedTokenizerFast:
-    """Learn the vocabulary of ``corpus`` (every word seen once is kept) plus ``extra_words``."""
-    tokenizer = Tokenizer(WordLevel(unk_token=UNK))
+    """Learn the vocabulary of ``corpus`` (every word seen once is kept whole) plus ``extra_words``."""
+    tokenizer = Tokenizer(WordPiece(unk_token=UNK))
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS), min_frequency=1, show_progress=False)
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = WordPieceTrainer(
+        vocab_size=MAX_VOCABULARY, special_tokens=list(SPECIAL_TOKENS), min_frequency=1, show_progress=False
+    )
     tokenizer.train_from_iterator(list(corpus) + [" ".join(extra_words)], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, sep_token=SEP

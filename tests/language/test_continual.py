@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from cortico.language.continual import (
     ContinualConfig,
@@ -13,11 +14,11 @@ from cortico.language.continual import (
     model_config,
     run_continual,
 )
-from cortico.language.data import encode
+from cortico.language.data import drop_words, encode
 from cortico.language.modeling import TRC2ForCausalLM
 from cortico.language.replay import ControllerConfig, ReplayBuffers, ReplayController
-from cortico.language.tasks import FAMILIES, Example, LanguageTask, all_texts, make_task, word_permutation
-from cortico.language.tokenizer import UNK, encode_prompt, train_tokenizer
+from cortico.language.tasks import FAMILIES, Example, LanguageTask, make_task, training_texts, word_permutation
+from cortico.language.tokenizer import UNK, decode_words, encode_prompt, train_tokenizer, words
 from cortico.registry import UnknownNameError
 
 SIZES = {"train": 300, "validation": 40, "test": 60}
@@ -76,6 +77,26 @@ def test_tokenizer_handles_unknown_empty_and_long_text(caplog: pytest.LogCapture
     with caplog.at_level("WARNING"):
         long = encode_prompt(tokenizer, "open " * 500, max_words=20)
     assert len(long) == 22 and "only the first 20" in caplog.text
+
+
+def test_unseen_words_share_their_stem_and_answers_decode_whole() -> None:
+    tokenizer = train_tokenizer(["push the puck", "swing the door", "drawer-open slow 2"])
+    pieces = tokenizer.tokenize("pushing")
+    assert pieces[0] == "push" and len(pieces) > 1 and UNK not in pieces
+    assert tokenizer.tokenize("push the puck") == ["push", "the", "puck"], "training words stay whole"
+    assert decode_words(tokenizer, words(tokenizer, "drawer-open slow 2")) == "drawer-open slow 2"
+
+
+def test_word_dropout_only_touches_the_prompt() -> None:
+    tokenizer = train_tokenizer(["open the big drawer now", "drawer-open"])
+    data = encode(tokenizer, [Example("open the big drawer now", "drawer-open")] * 64)
+    dropped = drop_words(data, 0.5, tokenizer.unk_token_id, torch.Generator().manual_seed(0))
+    changed = dropped.input_ids != data.input_ids
+    assert changed.any() and (dropped.input_ids[changed] == tokenizer.unk_token_id).all()
+    prompt_words = len(words(tokenizer, "open the big drawer now"))
+    assert not changed[:, 0].any() and not changed[:, prompt_words + 1 :].any(), "BOS, SEP and the answer stay"
+    assert torch.equal(dropped.labels, data.labels)
+    assert 0.3 < changed.float().sum() / (64 * prompt_words) < 0.7
 
 
 def test_reservoir_keeps_a_uniform_sample_and_the_ring_the_latest() -> None:
@@ -143,7 +164,7 @@ def memorise(name: str, shift: int) -> LanguageTask:
 
 def test_harness_detects_forgetting_of_a_naive_model() -> None:
     tasks = [memorise("a", 0), memorise("b", 1)]
-    tokenizer = train_tokenizer(all_texts(tasks))
+    tokenizer = train_tokenizer(training_texts(tasks))
     config = ContinualConfig(
         steps_per_task=80, batch_size=16, learning_rate=3e-3, hidden_size=32, intermediate_size=64,
         num_hidden_layers=3, eval_every=20, probe_every=20, test_examples=30, curve_examples=30,

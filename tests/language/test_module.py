@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cortico.checkpoint import CheckpointError
+from cortico.language.data import answer_log_probs
 from cortico.language.module import LanguageModule, keyword_arguments
+from cortico.language.probe import PROBE_FILE, CommandProbe
 from cortico.language.stream_file import read_stream
 from cortico.language.tasks import Example
 
@@ -23,11 +26,36 @@ def module_copy(module_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_module_folder_holds_model_tokenizer_settings_and_replay(module_dir: Path) -> None:
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "module.json", "replay.jsonl"):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "module.json", "replay.jsonl", PROBE_FILE):
         assert (module_dir / name).is_file(), name
     assert not module_dir.with_name("module.checkpoint").exists(), "the checkpoint is removed when training ends"
     module = LanguageModule.load(module_dir)
     assert module.settings.suite == "mt10" and len(module.replay) > 0
+    assert module.probe is not None and module.probe.tasks == module.tasks
+
+
+def test_the_probe_learns_tasks_from_sentence_embeddings_and_names_unknown_ones(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    embeddings = torch.randn(40, 8)
+    tasks = ["reach" if e[0] > 0 else "push" for e in embeddings]
+    probe = CommandProbe(("reach", "push"), 8)
+    probe.fit(embeddings, tasks, steps=200)
+    predicted = [probe.tasks[i] for i in probe.log_probs(embeddings).argmax(1)]
+    assert sum(p == t for p, t in zip(predicted, tasks)) >= 36
+    with pytest.raises(ValueError, match="drawer-open"):
+        probe.fit(embeddings[:1], ["drawer-open"])
+    probe.save(tmp_path)
+    again = CommandProbe.load(tmp_path)
+    assert again.tasks == probe.tasks and torch.equal(again.log_probs(embeddings), probe.log_probs(embeddings))
+    assert CommandProbe.load(tmp_path / "elsewhere") is None
+
+
+def test_grammar_scores_leave_out_the_end_token_for_prefixes(module_dir: Path) -> None:
+    module = LanguageModule.load(module_dir)
+    rows = module.encode([Example("open the drawer", "drawer-open normal 1")])
+    with_end, counted = answer_log_probs(module.model, rows)
+    prefix, counted_prefix = answer_log_probs(module.model, rows, final=False)
+    assert counted_prefix == counted - 1 and prefix > with_end
 
 
 def test_parse_command_always_returns_a_suite_task(module_dir: Path) -> None:
