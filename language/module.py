@@ -43,7 +43,7 @@ from cortico.language.tasks import (
     make_task,
     training_instructions,
     training_texts,
-)  # fmt: skip
+)
 from cortico.language.tokenizer import TOKENIZER_KIND, decode_words, encode_prompt, train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -189,18 +189,21 @@ class LanguageModule:
         rows = [Example(text, f"{prefix} {option}".strip()) for option in options]
         return answer_log_probs(self.model, self.encode(rows), final=final)[0]
 
-    def sentence_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
-        """The packaged sentence encoder's embeddings of ``texts`` (loaded on first use)."""
+    def text_encoder(self) -> Any:
+        """The packaged sentence encoder (MiniLM), loaded on first use and shared by probe and fallback."""
         if self._text_encoder is None:
             from cortico.perception.text_encoder import TextEncoder
 
             self._text_encoder = TextEncoder()
-        return torch.as_tensor(self._text_encoder.embed(list(texts)))
+        return self._text_encoder
+
+    def sentence_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+        """The sentence encoder's embeddings of ``texts``, ``(N, dim)``."""
+        return torch.as_tensor(self.text_encoder().embed(list(texts)))
 
     def _nearest_instruction(self, text: str) -> ParsedCommand:
         if self._nearest is None:  # the phrasings the model was trained on: held-out ones stay held out
-            self.sentence_embeddings(["warm up"])
-            self._nearest = NearestInstruction(self.tasks, self._text_encoder, training_instructions)
+            self._nearest = NearestInstruction(self.tasks, self.text_encoder(), training_instructions)
         return self._nearest.parse(text)
 
     # ------------------------------------------------------------------------------------------ questions
