@@ -347,13 +347,14 @@ class TRC2ForCausalLM(TRC2PreTrainedModel, GenerationMixin):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fast and slow TD value predictors of the log-likelihood; surprise = delta_fast - delta_slow."""
         reward = -token_loss  # (B, T-1): log-likelihood of the token that followed
+        following = torch.cat([counted[:, 1:], torch.zeros_like(counted[:, :1])], dim=1)  # next token scored?
         losses, deltas = [], []
         for head, discount in (
             (self.value_fast, self.config.fast_discount),
             (self.value_slow, self.config.slow_discount),
         ):
             value = head(hidden.detach()).squeeze(-1)  # (B, T)
-            target = reward + discount * value[:, 1:].detach()
+            target = reward + discount * value[:, 1:].detach() * following  # the end of the answer is terminal
             delta = target - value[:, :-1]
             losses.append((delta.pow(2) * counted).sum() / counted.sum().clamp_min(1))
             deltas.append(delta.detach())

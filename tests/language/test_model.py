@@ -65,6 +65,24 @@ def test_padding_does_not_change_the_real_tokens_outputs() -> None:
         )
 
 
+def test_the_critic_treats_the_end_of_the_answer_as_terminal() -> None:
+    """The TD target of the last scored token is its reward alone: no bootstrap from a value never trained."""
+    config = small_config(fast_discount=0.5, slow_discount=0.9)
+    model = TRC2ForCausalLM(config)
+    for head in (model.value_fast, model.value_slow):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.constant_(head.bias, 10.0)  # every value is 10
+    token_loss = torch.tensor([[1.0, 2.0, 0.0, 0.0]])
+    counted = torch.tensor([[True, True, False, False]])  # the answer's last scored token is at 1
+    loss, _ = model._critic(torch.randn(1, 5, config.hidden_size), token_loss, counted)
+    expected = 0.0
+    for discount in (0.5, 0.9):
+        inner = -1.0 + discount * 10.0 - 10.0  # bootstraps from the next scored token
+        last = -2.0 - 10.0  # terminal
+        expected += (inner**2 + last**2) / 2
+    torch.testing.assert_close(loss, torch.tensor(expected))
+
+
 def test_memory_writes_wait_for_the_flush_after_backward() -> None:
     model = TRC2ForCausalLM(small_config()).train()
     memory = model.hippocampus
