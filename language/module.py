@@ -290,13 +290,9 @@ class LanguageModule:
 
     def _refit_probe(self, steps: int = 100) -> None:
         """Bring the probe up to the replay buffer's commands (which hold every newly learned one)."""
-        commands = [e for e in self.replay if _grammar_task(e.output, self.tasks)]
-        if self.probe is not None and commands:
-            self.probe.fit(
-                self.sentence_embeddings([e.input for e in commands]),
-                [_grammar_task(e.output, self.tasks) for e in commands],
-                steps,
-            )
+        texts, tasks = _command_pairs(self.replay, self.tasks)
+        if self.probe is not None and texts:
+            self.probe.fit(self.sentence_embeddings(texts), tasks, steps)
 
     def consolidate(self, steps: int = 50) -> int:
         """Idle-time consolidation: replay-only steps from the buffers (through the plain path)."""
@@ -380,6 +376,13 @@ def _grammar_task(output: str, tasks: Sequence[str]) -> str | None:
     return parts[0] if grammatical else None
 
 
+def _command_pairs(examples: Sequence[Example], tasks: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Texts and tasks of the examples whose output is a canonical command (the others are skipped)."""
+    pairs = [(e.input, _grammar_task(e.output, tasks)) for e in examples]
+    kept = [(text, task) for text, task in pairs if task]
+    return [text for text, _ in kept], [task for _, task in kept]
+
+
 def keyword_arguments(text: str) -> dict[str, Any]:
     """Speed and repetition from the grammar's phrases (the fallback path's arguments)."""
     padded = f" {text.lower().strip()} "
@@ -390,11 +393,11 @@ def keyword_arguments(text: str) -> dict[str, Any]:
 
 def fit_probe(module: LanguageModule, commands: Sequence[Example], seed: int) -> CommandProbe:
     """The sentence-encoder probe fitted on the training commands (the parser's second expert)."""
-    texts = [e.input for e in commands]
+    texts, tasks = _command_pairs(commands, module.tasks)
     embeddings = module.sentence_embeddings(texts)
     torch.manual_seed(seed)
     probe = CommandProbe(module.tasks, embeddings.shape[1])
-    probe.fit(embeddings, [_grammar_task(e.output, module.tasks) for e in commands])
+    probe.fit(embeddings, tasks)
     return probe
 
 

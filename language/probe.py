@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 PROBE_FILE = "probe.safetensors"
@@ -64,11 +65,9 @@ class CommandProbe(nn.Module):
         path = directory / PROBE_FILE
         if not path.is_file():
             return None
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as handle:
+        with safe_open(str(path), "pt") as handle:  # one read: the tensors and the task order
             tasks = (handle.metadata() or {}).get("tasks", "").split(",")
-        state = load_file(str(path))
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
         probe = cls(tasks, state["linear.weight"].shape[1])
         probe.load_state_dict(state)
         return probe
