@@ -31,7 +31,7 @@ from cortico.language.continual import (
     run_continual,
 )
 from cortico.language.data import encode
-from cortico.language.modeling import TRC2ForCausalLM
+from cortico.language.modeling import TRAINING_REVISION, TRC2ForCausalLM
 from cortico.language.tasks import FAMILIES, LanguageTask, make_task, training_texts
 from cortico.language.tokenizer import TOKENIZER_KIND, train_tokenizer
 
@@ -96,7 +96,14 @@ def _config_from_dict(data: dict[str, Any]) -> ContinualConfig:
 def config_hash(config: ContinualConfig) -> str:
     """A short hash of the run settings (a resumed benchmark only reuses runs made with the same ones)."""
     payload = json.dumps(
-        {"config": asdict(config), "orders": ORDERS, "sizes": DATA_SIZES, "tokenizer": TOKENIZER_KIND}, sort_keys=True
+        {
+            "config": asdict(config),
+            "orders": ORDERS,
+            "sizes": DATA_SIZES,
+            "tokenizer": TOKENIZER_KIND,
+            "revision": TRAINING_REVISION,
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -249,3 +256,68 @@ def write_report(path: str | Path, result: dict[str, Any], throughput: dict[str,
     }
     write_json_atomic(path, report)
     return report
+
+
+def finished_module(folder: Path, steps: int, seed: int):  # noqa: ANN201 - LanguageModule | None
+    """The mt10 module trained earlier in ``folder`` with this seed, step count and recipe, else None."""
+    from cortico.language.module import WORD_DROPOUT, LanguageModule
+
+    if not (folder / "module.json").is_file():
+        return None
+    module = LanguageModule.load(folder)
+    settings = module.settings
+    recipe = [settings.metrics.get(key) for key in ("steps", "word_dropout", "tokenizer", "revision")]
+    wanted = [steps, WORD_DROPOUT, TOKENIZER_KIND, TRAINING_REVISION]
+    if (settings.suite, settings.seed, recipe) != ("mt10", seed, wanted):
+        return None
+    return module
+
+
+def module_directory(workdir: Path, seed: int) -> Path:
+    """Where the bench keeps the mt10 language module of ``seed``."""
+    return Path(workdir) / "modules" / f"seed{seed}"
+
+
+def _train_module_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker entry point: train (or resume) one seed's mt10 module and return its metrics."""
+    from cortico.language.module import train_module
+
+    module = train_module(job["output"], "mt10", job["steps"], job["seed"], progress=False)
+    return module.settings.metrics | {"seed": job["seed"]}
+
+
+PARSING_METRICS = ("parse_held_out_paraphrases", "parse_held_out_combinations")
+
+
+def measure_parsing(
+    workdir: str | Path, seeds: int, steps: int, workers: int = 1, resume: bool = True
+) -> dict[str, Any]:
+    """Command-parsing accuracy of mt10 modules trained with ``seeds`` seeds: per seed, mean and std.
+
+    Parsing varies by several points between seeds, so one module's figure is not reported alone.
+    Finished modules with the same recipe are reused on ``resume``.
+    """
+    per_seed: dict[int, dict[str, Any]] = {}
+    jobs = []
+    for seed in range(seeds):
+        folder = module_directory(Path(workdir), seed)
+        module = finished_module(folder, steps, seed) if resume else None
+        if module is not None:
+            per_seed[seed] = module.settings.metrics | {"seed": seed}
+        else:
+            jobs.append({"seed": seed, "steps": steps, "output": str(folder)})
+    if jobs:
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+            pending = [pool.submit(_train_module_job, job) for job in jobs]
+            with tqdm(total=len(jobs), desc="language modules", unit="module") as progress:
+                for done in futures.as_completed(pending):
+                    metrics = done.result()
+                    per_seed[metrics["seed"]] = metrics
+                    progress.update(1)
+    runs = [per_seed[seed] for seed in sorted(per_seed)]
+    summary = {}
+    for metric in PARSING_METRICS + ("events_exact_match",):
+        values = np.array([r[metric]["accuracy"] if isinstance(r[metric], dict) else r[metric] for r in runs])
+        summary[metric] = {"mean": float(values.mean()), "std": float(values.std())}
+    return {"suite": "mt10", "steps": steps, "seeds": seeds, "summary": summary, "runs": runs}

@@ -59,6 +59,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--workers", type=int, default=1, help="runs in parallel (one process each)")
     bench.add_argument("--workdir", type=Path, default=Path("runs/continual_language"))
     bench.add_argument("--parser-steps", type=int, default=1500, help="0 skips the command-parsing measurement")
+    bench.add_argument("--parser-seeds", type=int, default=3, help="mt10 modules trained to measure command parsing")
     bench.add_argument("--no-resume", action="store_true")
     bench.add_argument("--json", type=Path, default=DEFAULT_RESULTS)
     bench.set_defaults(handler=_bench)
@@ -109,24 +110,11 @@ def _learn(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finished_module(folder: Path, steps: int, resume: bool):  # noqa: ANN202 - LanguageModule | None
-    """A module trained earlier with the same suite, seed, steps and recipe (reused rather than retrained)."""
-    from cortico.language.module import WORD_DROPOUT, LanguageModule
-    from cortico.language.tokenizer import TOKENIZER_KIND
-
-    if not resume or not (folder / "module.json").is_file():
-        return None
-    module = LanguageModule.load(folder)
-    settings = module.settings
-    recipe = [settings.metrics.get(key) for key in ("steps", "word_dropout", "tokenizer")]
-    if (settings.suite, settings.seed, recipe) != ("mt10", 0, [steps, WORD_DROPOUT, TOKENIZER_KIND]):
-        return None
-    return module
-
-
 def _bench(args: argparse.Namespace) -> int:
+    from cortico.atomic import write_json_atomic
     from cortico.language.bench import (
         markdown_table,
+        measure_parsing,
         measure_throughput,
         run_benchmark,
         tokenizer_directory,
@@ -134,7 +122,6 @@ def _bench(args: argparse.Namespace) -> int:
         write_report,
     )
     from cortico.language.continual import ContinualConfig
-    from cortico.language.module import train_module
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     config = ContinualConfig(steps_per_task=args.steps_per_task)
@@ -150,19 +137,17 @@ def _bench(args: argparse.Namespace) -> int:
     )
     throughput = measure_throughput(0, tokenizer_for(0, tokenizer_directory(args.workdir, 0)), config)
     report = write_report(args.json, result, throughput)
-    if args.parser_steps:
-        module = _finished_module(args.workdir / "module", args.parser_steps, resume=not args.no_resume)
-        module = module or train_module(args.workdir / "module", "mt10", args.parser_steps, resume=not args.no_resume)
-        report["command_parsing"] = module.settings.metrics | {"suite": "mt10"}
-        from cortico.atomic import write_json_atomic
-
+    if args.parser_steps and args.parser_seeds:
+        report["command_parsing"] = measure_parsing(
+            args.workdir, args.parser_seeds, args.parser_steps, workers=args.workers, resume=not args.no_resume
+        )
         write_json_atomic(args.json, report)
     print(markdown_table(report["summary"]))
     for name, row in throughput["architectures"].items():
         print(f"{name}: {row['tokens_per_second']:.0f} tokens/s ({row['ratio_to_dense']:.2f}x dense)")
     if "command_parsing" in report:
-        parsing = report["command_parsing"]
-        print(f"command parsing, held-out paraphrases: {parsing['parse_held_out_paraphrases']['accuracy']:.3f}; "
-              f"held-out combinations: {parsing['parse_held_out_combinations']['accuracy']:.3f}")  # fmt: skip
+        parsing = report["command_parsing"]["summary"]
+        for metric, row in parsing.items():
+            print(f"{metric} over {args.parser_seeds} seeds: {row['mean']:.3f} ± {row['std']:.3f}")
     print(f"results: {args.json}")
     return 0

@@ -25,6 +25,10 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from cortico.language.configuration import TRC2Config
 
+# Bumped whenever a change to the model or its training makes earlier results stale (2: the critic's
+# terminal step). Part of the continual benchmark's run key and of a trained module's recipe.
+TRAINING_REVISION = 2
+
 
 @dataclass
 class TRC2Output(CausalLMOutputWithPast):

@@ -33,7 +33,7 @@ from cortico.compute import torch_threads
 from cortico.envs.task_catalog import SUITES, TASKS
 from cortico.language.continual import ContinualConfig, ContinualLearner, model_config
 from cortico.language.data import Encoded, answer_log_probs, concatenate, drop_words, encode, exact_match
-from cortico.language.modeling import TRC2ForCausalLM
+from cortico.language.modeling import TRAINING_REVISION, TRC2ForCausalLM
 from cortico.language.probe import CommandProbe
 from cortico.language.tasks import (
     REPEATS,
@@ -465,6 +465,7 @@ def train_module(
             "steps": steps,
             "word_dropout": word_dropout,
             "tokenizer": TOKENIZER_KIND,
+            "revision": TRAINING_REVISION,
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "events_exact_match": module.evaluate(events)["test"],
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),

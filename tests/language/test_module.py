@@ -159,3 +159,22 @@ def test_cli_learn_saves_good_lines_and_exits_1_on_bad_ones(module_copy: Path, t
     assert "wug" in LanguageModule.load(module_copy).tokenizer.get_vocab()
     assert main(["language", "parse", "open the door", "--module", str(module_copy)]) == 0
     assert json.loads(capsys.readouterr().out)["task"] in LanguageModule.load(module_copy).tasks
+
+
+def test_the_bench_reuses_a_module_only_when_its_recipe_matches(module_copy: Path) -> None:
+    from cortico.language.bench import finished_module
+    from cortico.language.modeling import TRAINING_REVISION
+    from cortico.language.module import WORD_DROPOUT
+    from cortico.language.tokenizer import TOKENIZER_KIND
+
+    module = LanguageModule.load(module_copy)
+    recipe = {"steps": 30, "word_dropout": WORD_DROPOUT, "tokenizer": TOKENIZER_KIND}
+    module.settings.metrics = recipe | {"revision": TRAINING_REVISION}
+    module.save(module_copy)
+    assert finished_module(module_copy, 30, seed=0) is not None
+    assert finished_module(module_copy, 30, seed=1) is None  # another seed
+    assert finished_module(module_copy, 60, seed=0) is None  # another length
+    module.settings.metrics = recipe | {"revision": TRAINING_REVISION - 1}  # trained before a fix
+    module.save(module_copy)
+    assert finished_module(module_copy, 30, seed=0) is None
+    assert finished_module(module_copy.parent / "nothing", 30, seed=0) is None
