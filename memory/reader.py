@@ -4,7 +4,10 @@ Tokens: the question (its text embedding), the current frame ("now": the agent a
 every retained memory item (its patch tokens, or its global embedding when fuzzy) with its age and what the
 agent knew about itself then (gripper command, instruction), and every note (pooled embedding, time span,
 gripper changes, success, instruction). A two-layer transformer reads them; each option is scored against
-the pooled result. The same model with ``use_memory=False`` is the blind bound (question and options only).
+the pooled result, plus a pointer score: the question attends over the read tokens and each option is
+compared with the text (instruction) of the tokens it attends to, so "which object did you work with two
+tasks ago" can copy the answer from the right memory instead of memorising every pairing. The same model
+with ``use_memory=False`` is the blind bound (question and options only).
 
 The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
 fits the benchmark (the language modules can replace it).
@@ -37,6 +40,12 @@ class ReaderExample:
 
 
 FEATURES = 9  # age, log-age, gripper open, success, gripper changes, duration, tasks ago, time in task, merged
+TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 15
+
+
+def tasks_ago(features: torch.Tensor) -> torch.Tensor:
+    """How many tasks before the current one each token is from (an integer, clipped to ``MAX_TASKS_AGO``)."""
+    return (features[..., TASKS_AGO_FEATURE] * 10.0).round().clamp(0, MAX_TASKS_AGO).long()
 
 
 def example_from_evidence(
@@ -66,7 +75,7 @@ def example_from_evidence(
                     float(facts.get("success", 0.0)),
                     changes / 4.0,
                     duration / AGE_SCALE,
-                    (current_task - max(numbers)) / 10.0,
+                    (current_task - max(numbers)) / 10.0,  # TASKS_AGO_FEATURE
                     float(facts.get("task_time", 0.0)) / AGE_SCALE,
                     float(facts.get("merged", 1)) / 10.0,
                 ]
@@ -111,25 +120,46 @@ class MemoryReader(nn.Module):
         self.frame_dim, self.text_dim = frame_dim, text_dim
         self.token = nn.Linear(frame_dim + text_dim + FEATURES, width)
         self.kind = nn.Embedding(4, width)
+        self.tasks_ago = nn.Embedding(MAX_TASKS_AGO + 1, width)  # categorical: "two tasks ago" is not a slope
         self.question = nn.Linear(text_dim, width)
         layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.option = nn.Linear(text_dim, width)
         self.score_head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Linear(width, 1))
+        # pointer path: which read token the question points at, and how alike an option and its text are
+        self.point_query, self.point_key = nn.Linear(width, width), nn.Linear(width, width)
+        self.text_projection = nn.Linear(text_dim, width)
+        self.pointer_gate = nn.Linear(width, 1)  # per question: how much the pointer counts (0 for regions)
+        nn.init.constant_(self.pointer_gate.bias, -3.0)  # starts nearly off: random projections add noise
+
+    def pointer_scores(self, pooled: torch.Tensor, read: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, 4)``: attention-weighted cosine similarity between each option and the read tokens' texts."""
+        logits = torch.einsum("bw,bnw->bn", self.point_query(pooled), self.point_key(read)) / read.shape[-1] ** 0.5
+        attention = logits.masked_fill(~batch["mask"], float("-inf")).softmax(dim=-1)  # (B, N)
+        texts = F.normalize(self.text_projection(batch["tokens"][..., self.frame_dim :]), dim=-1)  # (B, N, W)
+        options = F.normalize(self.text_projection(batch["options"]), dim=-1)  # (B, 4, W)
+        similarity = torch.einsum("bow,bnw->bon", options, texts)
+        return torch.einsum("bon,bn->bo", similarity, attention)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits."""
         question = self.question(batch["question"])[:, None]  # (B, 1, W)
         if self.use_memory:
             tokens = self.token(torch.cat([batch["tokens"], batch["features"]], dim=-1)) + self.kind(batch["kinds"])
+            tokens = tokens + self.tasks_ago(tasks_ago(batch["features"]))
             sequence = torch.cat([question, tokens], dim=1)
             padding = torch.cat([torch.zeros_like(batch["mask"][:, :1]), ~batch["mask"]], dim=1)
         else:
             sequence, padding = question, None
-        pooled = self.encoder(sequence, src_key_padding_mask=padding)[:, 0]  # the question token reads the rest
+        encoded = self.encoder(sequence, src_key_padding_mask=padding)
+        pooled = encoded[:, 0]  # the question token reads the rest
         options = self.option(batch["options"])  # (B, 4, W)
         joint = torch.cat([pooled[:, None].expand_as(options), options, pooled[:, None] * options], dim=-1)
-        return self.score_head(joint).squeeze(-1)
+        scores = self.score_head(joint).squeeze(-1)
+        if self.use_memory:
+            gate = F.softplus(self.pointer_gate(pooled))  # (B, 1), a sharpness >= 0
+            scores = scores + 10.0 * gate * self.pointer_scores(pooled, encoded[:, 1:], batch)
+        return scores
 
 
 def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:
@@ -155,6 +185,17 @@ def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:
     }
 
 
+def length_buckets(examples: list[ReaderExample], batch_size: int, batches_per_bucket: int = 8) -> list[list[int]]:
+    """Example indices grouped by token count, so a batch pads to its own length, not the longest example's.
+
+    Oracle examples (every frame) are ten times longer than budgeted ones; mixed in one batch they would set
+    its length and make every step as slow as theirs.
+    """
+    order = np.argsort([len(e.kinds) for e in examples], kind="stable")
+    size = batch_size * batches_per_bucket
+    return [order[start : start + size].tolist() for start in range(0, len(order), size)]
+
+
 def train_reader(
     reader: MemoryReader,
     examples: list[ReaderExample],
@@ -164,19 +205,25 @@ def train_reader(
     seed: int = 0,
     progress: bool = False,
 ) -> list[float]:
-    """Train on examples (cross-entropy over the four options); returns the loss curve."""
+    """Train on examples (cross-entropy over the four options); returns the loss curve.
+
+    Each step draws a length bucket (in proportion to its size) and a batch within it.
+    """
     from tqdm.auto import tqdm
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    buckets = length_buckets(examples, batch_size)
+    sizes = torch.tensor([len(b) for b in buckets], dtype=torch.float)
     optimizer = torch.optim.AdamW(reader.parameters(), lr=1e-3, weight_decay=1e-2)
     reader.train()
     losses = []
     for step in tqdm(range(steps), desc="train reader", disable=not progress):
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
-        picks = torch.randint(len(examples), (batch_size,), generator=generator).tolist()
-        batch = collate([examples[i] for i in picks])
+        bucket = buckets[int(torch.multinomial(sizes, 1, generator=generator))]
+        picks = torch.randint(len(bucket), (batch_size,), generator=generator).tolist()
+        batch = collate([examples[bucket[i]] for i in picks])
         loss = F.cross_entropy(reader(batch), batch["answer"])
         optimizer.zero_grad()
         loss.backward()
