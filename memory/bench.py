@@ -22,14 +22,14 @@ from cortico.memory.frame_encoder import ProbeFrameEncoder, train_probe_encoder
 from cortico.memory.qa import Question, QuestionGenerator
 from cortico.memory.reader import MemoryReader, ReaderExample, example_from_evidence, predict, train_reader
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
-from cortico.memory.streams import Stream, build_stream, plan_streams
+from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """Benchmark settings."""
 
-    train_streams: int = 8
+    train_streams: int = 24  # chains of the training episodes (reused across streams, never in test streams)
     test_streams: int = 4
     episodes_per_stream: int = 10
     questions_per_stream: int = 60
@@ -39,6 +39,7 @@ class BenchConfig:
     frame_stride: int = 2
     encoder_steps: int = 600
     reader_steps: int = 1500
+    sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
 
 
@@ -115,6 +116,26 @@ def make_example(q: Question, records: list[FrameRecord], evidence: Evidence | N
     return example_from_evidence(text(q.question), options, now.tokens, now.facts, evidence, text, q.answer)
 
 
+def training_examples(
+    questions: list[tuple[int, Question]],
+    sources: list[tuple[str, int]],
+    per_question: int,
+    make,  # noqa: ANN001 - callable (stream id, question, source) -> ReaderExample
+    rng: np.random.Generator,
+) -> list[ReaderExample]:
+    """The reader's training set: each question read from the oracle and ``per_question`` random memories.
+
+    One reader serves every policy and budget, so it must see them all; sampling a few per question rather
+    than all of them lets it see many more distinct questions for the same number of examples.
+    """
+    out = []
+    for sid, q in questions:
+        chosen = rng.choice(len(sources), size=min(per_question, len(sources)), replace=False)
+        out.extend(make(sid, q, sources[i]) for i in sorted(chosen))
+        out.append(make(sid, q, ("oracle", None)))
+    return out
+
+
 def evidence_retained(q: Question, evidence: Evidence) -> bool:
     """Whether a frame from the evidence span is still in memory (as an item or a note's key frame)."""
     start, end = q.evidence
@@ -127,7 +148,10 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
     from tqdm import tqdm
 
     started = time.perf_counter()
-    plans = plan_streams(data, config.train_streams + config.test_streams, config.episodes_per_stream, config.seed)
+    train_plans, test_plans = plan_benchmark_streams(
+        data, config.train_streams, config.test_streams, config.episodes_per_stream, config.seed
+    )
+    plans = train_plans + test_plans
     streams = [
         build_stream(data, plan, frame_stride=config.frame_stride)
         for plan in tqdm(plans, desc="streams", disable=not progress)
@@ -160,22 +184,28 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
                     policy, frames * config.clear_tokens, records[stream_id], questions[stream_id], text
                 )
 
+    def source_evidence(sid: int, q: Question, source: str, frames: int | None = None) -> Evidence | None:
+        if source == "blind":
+            return None
+        if source == "oracle":
+            return oracle_evidence(records[sid], q)
+        return runs[(source, frames, sid)][0][q.id]
+
     def examples(stream_ids: range, source: str, frames: int | None = None) -> list[ReaderExample]:
-        out = []
-        for sid in stream_ids:
-            for q in questions[sid]:
-                if source == "blind":
-                    evidence = None
-                elif source == "oracle":
-                    evidence = oracle_evidence(records[sid], q)
-                else:
-                    evidence = runs[(source, frames, sid)][0][q.id]
-                out.append(make_example(q, records[sid], evidence, text))
-        return out
+        return [
+            make_example(q, records[sid], source_evidence(sid, q, source, frames), text)
+            for sid in stream_ids
+            for q in questions[sid]
+        ]
 
     train_ids, test_ids = range(config.train_streams), range(config.train_streams, len(streams))
-    mixed = [e for p in config.policies for f in config.budgets for e in examples(train_ids, p, f)]
-    mixed += examples(train_ids, "oracle")
+    mixed = training_examples(
+        [(sid, q) for sid in train_ids for q in questions[sid]],
+        [(p, f) for p in config.policies for f in config.budgets],
+        config.sources_per_question,
+        lambda sid, q, source: make_example(q, records[sid], source_evidence(sid, q, *source), text),
+        np.random.default_rng(config.seed),
+    )
     dim = records[0][0].embedding.shape[0]
     text_dim = text.encoder.dim
     reader = MemoryReader(dim, text_dim)

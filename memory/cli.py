@@ -22,7 +22,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--data", type=Path, help="demo dataset with a front camera, every step stored")
     bench.add_argument("--streams", type=int, default=4, help="held-out test streams")
-    bench.add_argument("--train-streams", type=int, default=8)
+    bench.add_argument(
+        "--train-streams", type=int, default=24, help="chains of the training episodes (never in a test stream)"
+    )
     bench.add_argument("--episodes-per-stream", type=int, default=10)
     bench.add_argument(
         "--budget", default="20,40,80,160", help="token budgets, comma-separated (4 tokens = one clear frame)"
@@ -30,6 +32,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--policies", default="cortico,curvature,uniform,fifo,merge")
     bench.add_argument("--questions-per-stream", type=int, default=60)
     bench.add_argument("--reader-steps", type=int, default=3000)
+    bench.add_argument(
+        "--sources-per-question", type=int, default=6, help="memories each training question is read from"
+    )
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", help="write the results as JSON")
     bench.set_defaults(handler=_bench)
@@ -82,6 +87,7 @@ def _bench(args: argparse.Namespace) -> int:
         budgets=tuple(max(1, b // 4) for b in budgets),
         policies=policies,
         reader_steps=args.reader_steps,
+        sources_per_question=args.sources_per_question,
         seed=args.seed,
     )
     results = run_benchmark(_ensure_data(args.data), config)

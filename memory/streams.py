@@ -133,3 +133,27 @@ def plan_streams(root: str | Path, streams: int, episodes_per_stream: int, seed:
         )
     order = np.random.default_rng(seed).permutation(count)[:needed]
     return [order[i * episodes_per_stream : (i + 1) * episodes_per_stream].tolist() for i in range(streams)]
+
+
+def plan_benchmark_streams(
+    root: str | Path, train_streams: int, test_streams: int, episodes_per_stream: int, seed: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Training and held-out stream plans: test streams use episodes no training stream contains.
+
+    Held-out streams never share an episode. Training streams chain random draws from the remaining
+    episodes, each at most once per stream but possibly in several streams, so the reader sees many more
+    task sequences ("what did you do before X") than the demos alone would chain.
+    """
+    count = len(DatasetIndex.load(root).episodes)
+    held_out = test_streams * episodes_per_stream
+    if held_out + episodes_per_stream > count:
+        raise DatasetError(
+            f"{test_streams} held-out streams of {episodes_per_stream} episodes plus one training stream need "
+            f"{held_out + episodes_per_stream} episodes; {root} has {count}"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(count)
+    test = [order[i * episodes_per_stream : (i + 1) * episodes_per_stream].tolist() for i in range(test_streams)]
+    pool = order[held_out:]
+    train = [rng.choice(pool, size=episodes_per_stream, replace=False).tolist() for _ in range(train_streams)]
+    return train, test

@@ -1,0 +1,38 @@
+"""The streaming QA benchmark end to end on a small real dataset, and its train/test stream split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cortico.envs.dataset.index import DatasetError
+from cortico.memory.bench import BenchConfig, run_benchmark
+from cortico.memory.streams import plan_benchmark_streams
+
+
+def test_held_out_streams_share_no_episode_with_training_streams(mt10_small: Path) -> None:
+    train, test = plan_benchmark_streams(mt10_small, train_streams=6, test_streams=2, episodes_per_stream=5, seed=3)
+    held_out = {e for plan in test for e in plan}
+    assert len(held_out) == 10  # no episode in two test streams
+    assert all(len(set(plan)) == 5 and not held_out & set(plan) for plan in train)
+    assert len({tuple(plan) for plan in train}) == 6  # training chains differ
+    assert plan_benchmark_streams(mt10_small, 6, 2, 5, seed=3) == (train, test)
+    with pytest.raises(DatasetError, match="need 25 episodes"):
+        plan_benchmark_streams(mt10_small, 1, 4, 5, seed=0)
+
+
+def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path) -> None:
+    config = BenchConfig(
+        train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
+        policies=("cortico", "uniform"), encoder_steps=10, reader_steps=10, sources_per_question=2,
+    )  # fmt: skip
+    results = run_benchmark(mt10_small, config, progress=False)
+    assert set(results["policies"]) == {"cortico@2", "uniform@2", "cortico@4", "uniform@4"}
+    assert results["streams"]["test_questions"] > 0
+    for bound in ("blind", "oracle"):
+        assert 0.0 <= results[bound]["overall"] <= 1.0
+    for row in results["policies"].values():
+        assert row["peak_tokens"] <= row["budget_tokens"]
+        assert 0.0 <= row["accuracy"]["overall"] <= 1.0
+        assert row["backward_evidence_retained"] is None or 0.0 <= row["backward_evidence_retained"] <= 1.0
