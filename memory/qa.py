@@ -124,9 +124,10 @@ class QuestionGenerator:
         questions: list[Question] = []
         now = (self._time(frame), self._time(frame))
         # perception
+        # Region questions never name the object: the object's name alone would give away where it usually
+        # is (the blind reader learned it); the reader must recall which object it was, then where.
         if e >= 1:
             previous = s.episodes[e - 1]
-            obj = main_object(previous.task)
             questions.append(
                 self._make(
                     "perception",
@@ -134,7 +135,7 @@ class QuestionGenerator:
                     "object_region_previous_start",
                     frame,
                     self._span(previous.start, previous.start + 2),
-                    f"At the start of the previous task, over which part of the table was the {obj}?",
+                    "At the start of the previous task, over which part of the table was the object you handled?",
                     region(s.object[previous.start]),
                     REGIONS,
                 )
@@ -167,7 +168,6 @@ class QuestionGenerator:
             )
         )
         if frame < episode.success_frame:
-            obj = main_object(episode.task)
             questions.append(
                 self._make(
                     "perception",
@@ -175,7 +175,7 @@ class QuestionGenerator:
                     "object_region_at_end",
                     frame,
                     now,
-                    f"Over which part of the table will the {obj} be when this task is done?",
+                    "Over which part of the table will the object you are handling be when this task is done?",
                     region(s.object[episode.end - 1]),
                     REGIONS,
                 )
