@@ -190,6 +190,38 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return table
 
 
+def paired_comparison(runs: list[dict[str, Any]], reference: str = "trc2") -> dict[str, dict[str, Any]]:
+    """``reference`` against each other method on the same (order, seed) runs: mean differences and wins.
+
+    Seeds and orders move every method together, so per-pair differences are far less noisy than the
+    difference of two means; a method is only compared on the pairs both have.
+    """
+    by_key = {(r["method"], r["order"], r["seed"]): r for r in runs}
+    table: dict[str, dict[str, Any]] = {}
+    for method in METHODS:
+        if method == reference:
+            continue
+        pairs = [
+            (by_key[(reference, order, seed)], other)
+            for (name, order, seed), other in by_key.items()
+            if name == method and (reference, order, seed) in by_key
+        ]
+        if not pairs or METHODS[method].joint:
+            continue
+        forgetting = np.array([ours["forgetting"] - theirs["forgetting"] for ours, theirs in pairs])
+        acc = np.array([ours["acc"] - theirs["acc"] for ours, theirs in pairs])
+        table[method] = {
+            "pairs": len(pairs),
+            "forgetting_difference": float(forgetting.mean()),
+            "forgetting_difference_std": float(forgetting.std()),
+            "reference_forgets_less": int((forgetting < 0).sum()),
+            "acc_difference": float(acc.mean()),
+            "acc_difference_std": float(acc.std()),
+            "reference_more_accurate": int((acc > 0).sum()),
+        }
+    return table
+
+
 def measure_throughput(
     seed: int, tokenizer, config: ContinualConfig, rounds: int = 10, steps: int = 5
 ) -> dict[str, Any]:  # noqa: ANN001
@@ -251,6 +283,7 @@ def write_report(path: str | Path, result: dict[str, Any], throughput: dict[str,
         "methods": {m: asdict(spec) for m, spec in METHODS.items()},
         "config": result["config"],
         "summary": summary,
+        "paired_with_trc2": paired_comparison(result["runs"]),
         "throughput": throughput,
         "runs": [{k: v for k, v in r.items() if k != "curve"} | {"curve": r.get("curve")} for r in result["runs"]],
     }
@@ -260,14 +293,15 @@ def write_report(path: str | Path, result: dict[str, Any], throughput: dict[str,
 
 def finished_module(folder: Path, steps: int, seed: int):  # noqa: ANN201 - LanguageModule | None
     """The mt10 module trained earlier in ``folder`` with this seed, step count and recipe, else None."""
-    from cortico.language.module import WORD_DROPOUT, LanguageModule
+    from cortico.language.module import COMMAND_SLOTS, WORD_DROPOUT, LanguageModule
 
     if not (folder / "module.json").is_file():
         return None
     module = LanguageModule.load(folder)
     settings = module.settings
-    recipe = [settings.metrics.get(key) for key in ("steps", "word_dropout", "tokenizer", "revision")]
-    wanted = [steps, WORD_DROPOUT, TOKENIZER_KIND, TRAINING_REVISION]
+    keys = ("steps", "word_dropout", "tokenizer", "revision", "probe_slots")
+    recipe = [settings.metrics.get(key) for key in keys]
+    wanted = [steps, WORD_DROPOUT, TOKENIZER_KIND, TRAINING_REVISION, list(COMMAND_SLOTS)]
     if (settings.suite, settings.seed, recipe) != ("mt10", seed, wanted):
         return None
     return module

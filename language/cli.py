@@ -143,6 +143,10 @@ def _bench(args: argparse.Namespace) -> int:
         )
         write_json_atomic(args.json, report)
     print(markdown_table(report["summary"]))
+    for method, row in report["paired_with_trc2"].items():
+        print(f"trc2 - {method} over {row['pairs']} paired runs: forgetting {100 * row['forgetting_difference']:+.1f} "
+              f"points (less in {row['reference_forgets_less']}), ACC {100 * row['acc_difference']:+.1f} points "
+              f"(higher in {row['reference_more_accurate']})")  # fmt: skip
     for name, row in throughput["architectures"].items():
         print(f"{name}: {row['tokens_per_second']:.0f} tokens/s ({row['ratio_to_dense']:.2f}x dense)")
     if "command_parsing" in report:

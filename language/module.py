@@ -164,18 +164,24 @@ class LanguageModule:
 
         Decoding follows the command grammar ``"<task> <speed> <repeat>"``: the task is the best of the
         suite's tasks under TRC2 times the sentence-encoder probe (when the module has one), then the
-        speed and the repetition are the model's best given the task. The confidence is the product of
-        each choice's share of the probability; below the threshold the nearest instruction may win.
+        speed and the repetition likewise, TRC2 scoring each given the slots before it. The confidence is
+        the product of each choice's share of the probability; below the threshold the nearest instruction
+        may win.
         """
         encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
-        task_scores = self._grammar_scores(text, "", self.tasks, final=False)
-        if self.probe is not None:
-            task_scores = task_scores + self.probe.log_probs(self.sentence_embeddings([text]))[0]
-        task_shares = task_scores.softmax(0)
+        embedding = self.sentence_embeddings([text]) if self.probe is not None else None
+
+        def shares(slot: str, prefix: str, options: Sequence[str], final: bool) -> torch.Tensor:
+            scores = self._grammar_scores(text, prefix, options, final)
+            if embedding is not None and slot in self.probe.labels:
+                scores = scores + self.probe.log_probs(embedding, slot)[0]
+            return scores.softmax(0)
+
+        task_shares = shares("task", "", self.tasks, final=False)
         task = self.tasks[int(task_shares.argmax())]
-        speed_shares = self._grammar_scores(text, task, tuple(SPEEDS), final=False).softmax(0)
+        speed_shares = shares("speed", task, tuple(SPEEDS), final=False)
         speed = tuple(SPEEDS)[int(speed_shares.argmax())]
-        repeat_shares = self._grammar_scores(text, f"{task} {speed}", tuple(map(str, REPEATS)), final=True).softmax(0)
+        repeat_shares = shares("repeat", f"{task} {speed}", tuple(map(str, REPEATS)), final=True)
         repeat = tuple(REPEATS)[int(repeat_shares.argmax())]
         confidence = float(task_shares.max() * speed_shares.max() * repeat_shares.max())
         parsed = ParsedCommand(task, {"speed": speed, "repeat": repeat}, confidence, "trc2")
@@ -290,9 +296,9 @@ class LanguageModule:
 
     def _refit_probe(self, steps: int = 100) -> None:
         """Bring the probe up to the replay buffer's commands (which hold every newly learned one)."""
-        texts, tasks = _command_pairs(self.replay, self.tasks)
+        texts, targets = _command_targets(self.replay, self.tasks)
         if self.probe is not None and texts:
-            self.probe.fit(self.sentence_embeddings(texts), tasks, steps)
+            self.probe.fit(self.sentence_embeddings(texts), {s: targets[s] for s in self.probe.labels}, steps)
 
     def consolidate(self, steps: int = 50) -> int:
         """Idle-time consolidation: replay-only steps from the buffers (through the plain path)."""
@@ -369,18 +375,20 @@ def _inputs(data: Encoded) -> dict[str, torch.Tensor]:
     return {"input_ids": data.input_ids, "attention_mask": data.attention_mask}
 
 
-def _grammar_task(output: str, tasks: Sequence[str]) -> str | None:
-    """The task of a canonical command ``"<task> <speed> <repeat>"``, or None for any other output."""
+COMMAND_SLOTS = ("task", "speed", "repeat")  # the command grammar "<task> <speed> <repeat>", in order
+
+
+def _grammar_slots(output: str, tasks: Sequence[str]) -> tuple[str, str, str] | None:
+    """The slots of a canonical command ``"<task> <speed> <repeat>"``, or None for any other output."""
     parts = output.split()
     grammatical = len(parts) == 3 and parts[0] in tasks and parts[1] in SPEEDS and parts[2] in map(str, REPEATS)
-    return parts[0] if grammatical else None
+    return (parts[0], parts[1], parts[2]) if grammatical else None
 
 
-def _command_pairs(examples: Sequence[Example], tasks: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Texts and tasks of the examples whose output is a canonical command (the others are skipped)."""
-    pairs = [(e.input, _grammar_task(e.output, tasks)) for e in examples]
-    kept = [(text, task) for text, task in pairs if task]
-    return [text for text, _ in kept], [task for _, task in kept]
+def _command_targets(examples: Sequence[Example], tasks: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Texts and per-slot labels of the examples whose output is a canonical command (others are skipped)."""
+    kept = [(e.input, slots) for e in examples if (slots := _grammar_slots(e.output, tasks))]
+    return [text for text, _ in kept], {slot: [s[i] for _, s in kept] for i, slot in enumerate(COMMAND_SLOTS)}
 
 
 def keyword_arguments(text: str) -> dict[str, Any]:
@@ -392,12 +400,13 @@ def keyword_arguments(text: str) -> dict[str, Any]:
 
 
 def fit_probe(module: LanguageModule, commands: Sequence[Example], seed: int) -> CommandProbe:
-    """The sentence-encoder probe fitted on the training commands (the parser's second expert)."""
-    texts, tasks = _command_pairs(commands, module.tasks)
+    """The sentence-encoder probe of every command slot, fitted on the training commands (the second expert)."""
+    texts, targets = _command_targets(commands, module.tasks)
     embeddings = module.sentence_embeddings(texts)
     torch.manual_seed(seed)
-    probe = CommandProbe(module.tasks, embeddings.shape[1])
-    probe.fit(embeddings, tasks)
+    labels = {"task": module.tasks, "speed": tuple(SPEEDS), "repeat": tuple(map(str, REPEATS))}
+    probe = CommandProbe(labels, embeddings.shape[1])
+    probe.fit(embeddings, targets)
     return probe
 
 
@@ -466,6 +475,7 @@ def train_module(
             "word_dropout": word_dropout,
             "tokenizer": TOKENIZER_KIND,
             "revision": TRAINING_REVISION,
+            "probe_slots": list(module.probe.labels),
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "events_exact_match": module.evaluate(events)["test"],
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),

@@ -192,3 +192,23 @@ def test_event_questions_have_the_true_answers() -> None:
         event_question("after", names, times, done, "door-open")
     with pytest.raises(ValueError, match="unknown question kind"):
         event_question("why", names, times, done)
+
+
+def test_paired_comparison_matches_runs_by_order_and_seed() -> None:
+    from cortico.language.bench import paired_comparison
+
+    def run(method: str, order: int, seed: int, forgetting: float, acc: float) -> dict:
+        return {"method": method, "order": order, "seed": seed, "forgetting": forgetting, "acc": acc}
+
+    runs = [
+        run("trc2", 0, 0, 0.20, 0.60), run("er", 0, 0, 0.30, 0.50),
+        run("trc2", 1, 0, 0.40, 0.55), run("er", 1, 0, 0.35, 0.58),
+        run("er", 2, 0, 0.10, 0.90),  # no trc2 run with this order: not compared
+        run("joint", 0, 0, 0.0, 0.80),  # joint training has no order: never paired
+    ]  # fmt: skip
+    table = paired_comparison(runs)
+    assert set(table) == {"er"}
+    er = table["er"]
+    assert er["pairs"] == 2 and er["reference_forgets_less"] == 1 and er["reference_more_accurate"] == 1
+    assert er["forgetting_difference"] == pytest.approx((-0.10 + 0.05) / 2)
+    assert er["acc_difference"] == pytest.approx((0.10 - 0.03) / 2)

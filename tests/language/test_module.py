@@ -32,22 +32,42 @@ def test_module_folder_holds_model_tokenizer_settings_and_replay(module_dir: Pat
     module = LanguageModule.load(module_dir)
     assert module.settings.suite == "mt10" and len(module.replay) > 0
     assert module.probe is not None and module.probe.tasks == module.tasks
+    assert set(module.probe.labels) == {"task", "speed", "repeat"}
 
 
-def test_the_probe_learns_tasks_from_sentence_embeddings_and_names_unknown_ones(tmp_path: Path) -> None:
+def test_the_probe_learns_every_slot_from_sentence_embeddings_and_names_unknown_labels(tmp_path: Path) -> None:
     torch.manual_seed(0)
     embeddings = torch.randn(40, 8)
-    tasks = ["reach" if e[0] > 0 else "push" for e in embeddings]
-    probe = CommandProbe(("reach", "push"), 8)
-    probe.fit(embeddings, tasks, steps=200)
-    predicted = [probe.tasks[i] for i in probe.log_probs(embeddings).argmax(1)]
-    assert sum(p == t for p, t in zip(predicted, tasks)) >= 36
+    targets = {
+        "task": ["reach" if e[0] > 0 else "push" for e in embeddings],
+        "speed": ["fast" if e[1] > 0 else "slow" for e in embeddings],
+    }
+    probe = CommandProbe({"task": ("reach", "push"), "speed": ("slow", "normal", "fast")}, 8)
+    probe.fit(embeddings, targets, steps=200)
+    for slot, labels in targets.items():
+        predicted = [probe.labels[slot][i] for i in probe.log_probs(embeddings, slot).argmax(1)]
+        assert sum(p == t for p, t in zip(predicted, labels)) >= 36
     with pytest.raises(ValueError, match="drawer-open"):
-        probe.fit(embeddings[:1], ["drawer-open"])
+        probe.fit(embeddings[:1], {"task": ["drawer-open"]})
+    with pytest.raises(ValueError, match="'colour'"):
+        probe.fit(embeddings[:1], {"colour": ["red"]})
     probe.save(tmp_path)
     again = CommandProbe.load(tmp_path)
-    assert again.tasks == probe.tasks and torch.equal(again.log_probs(embeddings), probe.log_probs(embeddings))
+    assert again.labels == probe.labels
+    assert torch.equal(again.log_probs(embeddings, "speed"), probe.log_probs(embeddings, "speed"))
     assert CommandProbe.load(tmp_path / "elsewhere") is None
+
+
+def test_a_task_only_probe_from_an_earlier_version_still_loads(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    layer = torch.nn.Linear(8, 2)
+    save_file({"linear.weight": layer.weight.detach(), "linear.bias": layer.bias.detach()},
+              str(tmp_path / PROBE_FILE), metadata={"tasks": "reach,push"})  # fmt: skip
+    probe = CommandProbe.load(tmp_path)
+    assert probe.labels == {"task": ("reach", "push")}
+    embeddings = torch.randn(3, 8)
+    assert torch.allclose(probe.log_probs(embeddings), layer(embeddings).log_softmax(-1))
 
 
 def test_grammar_scores_leave_out_the_end_token_for_prefixes(module_dir: Path) -> None:
@@ -164,17 +184,21 @@ def test_cli_learn_saves_good_lines_and_exits_1_on_bad_ones(module_copy: Path, t
 def test_the_bench_reuses_a_module_only_when_its_recipe_matches(module_copy: Path) -> None:
     from cortico.language.bench import finished_module
     from cortico.language.modeling import TRAINING_REVISION
-    from cortico.language.module import WORD_DROPOUT
+    from cortico.language.module import COMMAND_SLOTS, WORD_DROPOUT
     from cortico.language.tokenizer import TOKENIZER_KIND
 
     module = LanguageModule.load(module_copy)
     recipe = {"steps": 30, "word_dropout": WORD_DROPOUT, "tokenizer": TOKENIZER_KIND}
+    recipe["probe_slots"] = list(COMMAND_SLOTS)
     module.settings.metrics = recipe | {"revision": TRAINING_REVISION}
     module.save(module_copy)
     assert finished_module(module_copy, 30, seed=0) is not None
     assert finished_module(module_copy, 30, seed=1) is None  # another seed
     assert finished_module(module_copy, 60, seed=0) is None  # another length
     module.settings.metrics = recipe | {"revision": TRAINING_REVISION - 1}  # trained before a fix
+    module.save(module_copy)
+    assert finished_module(module_copy, 30, seed=0) is None
+    module.settings.metrics = recipe | {"revision": TRAINING_REVISION, "probe_slots": ["task"]}  # an older probe
     module.save(module_copy)
     assert finished_module(module_copy, 30, seed=0) is None
     assert finished_module(module_copy.parent / "nothing", 30, seed=0) is None
