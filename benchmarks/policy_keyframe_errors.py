@@ -1,0 +1,132 @@
+"""Offline keyframe errors of a trained policy: on its own training demos and on demos at unseen seeds.
+
+    .venv/bin/python benchmarks/policy_keyframe_errors.py --checkpoint runs/policy_suite/rvt/checkpoints/last \
+        --data runs/policy_suite/demos          # -> benchmarks/results/policy_keyframe_errors.json
+
+Closed-loop success (``policy_suite.py``) says how often a policy solves a task, not why it fails. This
+asks the policy for the next keyframe at the observations where the expert started each keyframe, and
+compares with the expert's: translation error (cm), gripper state. Errors as large on the training
+demos as on unseen seeds mean the policy is underfitted, not overfitted. It also times the parts of one
+training step (loading a batch, the loss and its backward), to show where the training budget goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/checkpoints/last)")
+    parser.add_argument("--data", type=Path, required=True, help="the demos the policy was trained on")
+    parser.add_argument("--train-samples", type=int, default=300, help="random training keyframe samples")
+    parser.add_argument("--unseen-seed", type=int, default=7, help="seed base of the unseen demos")
+    parser.add_argument("--unseen-episodes-per-task", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=Path("runs/policy_keyframe_errors"))
+    parser.add_argument("--json", type=Path, default=RESULTS / "policy_keyframe_errors.json")
+    return parser.parse_args()
+
+
+def keyframe_errors(policy, dataset, batch_size: int = 16) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """Per task: samples, median translation error (cm), shares within 2 and 5 cm, gripper agreement."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    errors: dict[str, list[float]] = defaultdict(list)
+    gripper: dict[str, list[bool]] = defaultdict(list)
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            for action, target, task in zip(policy.predict(batch), batch["action"], batch["task"]):
+                errors[task].append(float(np.linalg.norm(np.asarray(action.position) - target[:3].numpy())))
+                gripper[task].append(bool(action.gripper_open) == bool(target[7] > 0.5))
+    table = {}
+    for task in sorted(errors):
+        e = np.array(errors[task])
+        table[task] = {
+            "samples": len(e),
+            "median_cm": 100 * float(np.median(e)),
+            "within_2cm": float(np.mean(e < 0.02)),
+            "within_5cm": float(np.mean(e < 0.05)),
+            "gripper_agreement": float(np.mean(gripper[task])),
+        }
+    every = np.concatenate([np.array(v) for v in errors.values()])
+    table["all"] = {"samples": len(every), "median_cm": 100 * float(np.median(every)),
+                    "within_2cm": float(np.mean(every < 0.02)), "within_5cm": float(np.mean(every < 0.05))}  # fmt: skip
+    return table
+
+
+def step_time(policy, dataset, steps: int = 6, batch_size: int = 16) -> dict[str, float]:  # noqa: ANN001
+    """Median seconds of loading a training batch and of the loss with its backward (first step dropped)."""
+    import numpy as np
+    import torch
+    from torch.utils.data import default_collate
+
+    generator = torch.Generator().manual_seed(0)
+    policy.train()
+    load, compute = [], []
+    for step in range(steps):
+        indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
+        started = time.perf_counter()
+        batch = default_collate([dataset[i] for i in indices])
+        loaded = time.perf_counter()
+        policy.zero_grad(set_to_none=True)
+        policy.loss(batch, generator)["total"].backward()
+        if step:
+            load.append(loaded - started)
+            compute.append(time.perf_counter() - loaded)
+    policy.eval()
+    return {"load_batch_s": float(np.median(load)), "loss_and_backward_s": float(np.median(compute)),
+            "batch_size": batch_size, "torch_threads": torch.get_num_threads()}  # fmt: skip
+
+
+def main() -> int:
+    args = parse_args()
+    import json
+
+    import numpy as np
+    import torch
+
+    from cortico.atomic import write_json_atomic
+    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+    from cortico.envs.dataset.index import INDEX_NAME, DatasetIndex
+    from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
+    from cortico.policies.training import load_policy
+
+    policy = load_policy(args.checkpoint).eval()
+    trained = KeyframeDataset(args.data, cameras=policy.config.cameras, sample_steps="keyframes")
+    signature = DatasetIndex.load(args.data).collection["signature"]
+    unseen_root = args.workdir / f"unseen-seed{args.unseen_seed}"
+    config = CollectionConfig(
+        episodes_per_task=args.unseen_episodes_per_task, cameras=tuple(signature["cameras"]),
+        image_size=int(signature["image_size"]), seed=args.unseen_seed,
+    )  # fmt: skip
+    tasks = sorted({e.task for e in trained.episodes})
+    collect_demos(unseen_root, tasks, config, resume=(unseen_root / INDEX_NAME).exists(), progress=False)
+    unseen = KeyframeDataset(unseen_root, cameras=policy.config.cameras, sample_steps="keyframes")
+    picks = np.random.default_rng(0).choice(len(trained), min(args.train_samples, len(trained)), replace=False)
+    results = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "checkpoint": str(args.checkpoint),
+        "policy": policy.config.type,
+        "training_demos": keyframe_errors(policy, torch.utils.data.Subset(trained, picks.tolist())),
+        "unseen_demos": keyframe_errors(policy, unseen),
+        "training_step": step_time(
+            policy, KeyframeDataset(args.data, cameras=policy.config.cameras, sample_steps="all")
+        ),  # fmt: skip
+    }
+    write_json_atomic(args.json, results)
+    print(json.dumps({k: results[k] for k in ("training_step",)} | {
+        name: results[name]["all"] for name in ("training_demos", "unseen_demos")}, indent=2))  # fmt: skip
+    print(f"results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
