@@ -67,6 +67,11 @@ class BudgetedMemory:
     def _admit(self, frame: FrameRecord, question_arrives: bool) -> None:
         raise NotImplementedError
 
+    def resize(self, budget: int) -> None:
+        """Set a new budget (a memory that shares its budget lends or takes back tokens) and evict to fit it."""
+        self.budget = check_budget(budget, self.clear_tokens)
+        self._enforce_budget()
+
     def _enforce_budget(self) -> None:
         """Default: evict the oldest items (FIFO) until the memory fits."""
         while self.used > self.budget:

@@ -39,7 +39,8 @@ class HippocampusConfig:
     """Settings of the hippocampal memory.
 
     Attributes:
-        long_term_fraction: share of the token budget for long-term notes and key frames.
+        long_term_fraction: the most of the token budget long-term notes and key frames may hold; short-term
+            frames get the rest and whatever the notes leave free.
         separation_similarity: a frame less similar than this to the running event starts a new event.
         max_event_frames: an event closes after this many frames regardless (fixed-length segments).
         key_frame_similarity: key frames of an event stay below this cosine similarity to each other.
@@ -146,7 +147,12 @@ class CorticoMemory:
         return sum(note.cost for note in self.notes)
 
     def write(self, frame: FrameRecord, question_arrives: bool = False) -> None:
-        """Short-term retention, event segmentation and consolidation for one frame."""
+        """Short-term retention, event segmentation and consolidation for one frame.
+
+        Long-term notes are capped at their share of the budget; the short-term frames may use every
+        token the notes leave free, and give tokens back (oldest first) when a new note needs them.
+        """
+        self.short.resize(self.budget - self._long_used())
         self.short.write(frame, question_arrives)
         event = self._event
         if event is None:
@@ -157,6 +163,7 @@ class CorticoMemory:
         else:
             event.add(frame, self.config)
         self._fit_long_term()
+        self.short.resize(self.budget - self._long_used())
         if self.used > self.budget:
             raise AssertionError(f"cortico memory holds {self.used} tokens over its budget {self.budget}")
         self.peak = max(self.peak, self.used)

@@ -90,3 +90,16 @@ def test_evidence_recalls_one_episode_per_command_across_notes_and_frames(text_e
     # notes written without command numbers fall back to one episode per instruction
     bare = Evidence(5.0, [], [MemoryNote(1.0, 2.0, np.zeros(4, np.float32), {"instructions": ["a", "b"]})])
     assert [(e.number, e.label) for e in bare.episodes()] == [(None, "a"), (None, "b")]
+
+
+def test_short_term_frames_use_the_tokens_the_notes_leave_free(text_encoder):
+    rng = np.random.default_rng(5)
+    memory = CorticoMemory(40, text_encoder=text_encoder, config=HippocampusConfig(max_event_frames=10_000))
+    fixed_share = memory.budget - memory.long_budget
+    x = rng.normal(size=16)
+    for i in range(600):
+        x = x + 0.05 * rng.normal(size=16)  # one long, smooth command: one event, a note at most
+        memory.write(record(i, x, instruction="open the drawer", task_number=0))
+        assert memory.used <= 40 and memory.short.used + memory.stats()["long_term_tokens"] <= 40
+    assert memory.stats()["long_term_tokens"] < memory.long_budget
+    assert memory.short.used > fixed_share  # borrowed from the long-term share
