@@ -13,6 +13,7 @@ import json
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,11 @@ def tokenizer_directory(workdir: Path, seed: int) -> Path:
 def run_key(method: str, order: int, seed: int) -> str:
     """File stem of one run."""
     return f"{method}-order{order}-seed{seed}"
+
+
+def _report_key(report: dict[str, Any]) -> str:
+    """The run key of a finished run's report."""
+    return run_key(report["method"], report["order"], report["seed"])
 
 
 def _run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -157,17 +163,31 @@ def run_benchmark(
                     "tokenizer": str(tokenizer_dir), "output": str(output), "threads": threads,
                 })  # fmt: skip
     logger.info("%d runs to do, %d reused", len(jobs), len(reports))
-    if jobs:
-        context = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-            pending = {pool.submit(_run_job, job): job for job in jobs}
-            with tqdm(total=len(jobs), desc="continual runs", unit="run") as progress:
-                for done in futures.as_completed(pending):
-                    report = done.result()
-                    reports.append(report)
-                    progress.set_postfix(last=run_key(report["method"], report["order"], report["seed"]))
-                    progress.update(1)
+    reports.extend(in_workers(_run_job, jobs, workers, "continual runs", "run", _report_key))
     return {"config": asdict(config), "config_hash": digest, "runs": reports}
+
+
+def in_workers(
+    function: Callable[[dict[str, Any]], dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    workers: int,
+    description: str,
+    unit: str,
+    label: Callable[[dict[str, Any]], str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Results of ``function`` on each job, as they finish, each in a fresh spawned process (own peak RSS)."""
+    if not jobs:
+        return
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+        pending = [pool.submit(function, job) for job in jobs]
+        with tqdm(total=len(jobs), desc=description, unit=unit) as progress:
+            for done in futures.as_completed(pending):
+                result = done.result()
+                if label is not None:
+                    progress.set_postfix(last=label(result))
+                progress.update(1)
+                yield result
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -340,15 +360,8 @@ def measure_parsing(
             per_seed[seed] = module.settings.metrics | {"seed": seed}
         else:
             jobs.append({"seed": seed, "steps": steps, "output": str(folder)})
-    if jobs:
-        context = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-            pending = [pool.submit(_train_module_job, job) for job in jobs]
-            with tqdm(total=len(jobs), desc="language modules", unit="module") as progress:
-                for done in futures.as_completed(pending):
-                    metrics = done.result()
-                    per_seed[metrics["seed"]] = metrics
-                    progress.update(1)
+    for metrics in in_workers(_train_module_job, jobs, workers, "language modules", "module"):
+        per_seed[metrics["seed"]] = metrics
     runs = [per_seed[seed] for seed in sorted(per_seed)]
     summary = {}
     for metric in PARSING_METRICS + ("events_exact_match",):

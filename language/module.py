@@ -177,12 +177,13 @@ class LanguageModule:
                 scores = scores + self.probe.log_probs(embedding, slot)[0]
             return scores.softmax(0)
 
-        task_shares = shares("task", "", self.tasks, final=False)
-        task = self.tasks[int(task_shares.argmax())]
-        speed_shares = shares("speed", task, tuple(SPEEDS), final=False)
-        speed = tuple(SPEEDS)[int(speed_shares.argmax())]
-        repeat_shares = shares("repeat", f"{task} {speed}", tuple(map(str, REPEATS)), final=True)
-        repeat = tuple(REPEATS)[int(repeat_shares.argmax())]
+        labels = command_labels(self.tasks)
+        task_shares = shares("task", "", labels["task"], final=False)
+        task = labels["task"][int(task_shares.argmax())]
+        speed_shares = shares("speed", task, labels["speed"], final=False)
+        speed = labels["speed"][int(speed_shares.argmax())]
+        repeat_shares = shares("repeat", f"{task} {speed}", labels["repeat"], final=True)
+        repeat = int(labels["repeat"][int(repeat_shares.argmax())])
         confidence = float(task_shares.max() * speed_shares.max() * repeat_shares.max())
         parsed = ParsedCommand(task, {"speed": speed, "repeat": repeat}, confidence, "trc2")
         if parsed.confidence >= self.settings.confidence_threshold:
@@ -378,10 +379,15 @@ def _inputs(data: Encoded) -> dict[str, torch.Tensor]:
 COMMAND_SLOTS = ("task", "speed", "repeat")  # the command grammar "<task> <speed> <repeat>", in order
 
 
+def command_labels(tasks: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Each slot's possible words in a canonical command, in ``COMMAND_SLOTS`` order."""
+    return {"task": tuple(tasks), "speed": tuple(SPEEDS), "repeat": tuple(map(str, REPEATS))}
+
+
 def _grammar_slots(output: str, tasks: Sequence[str]) -> tuple[str, str, str] | None:
     """The slots of a canonical command ``"<task> <speed> <repeat>"``, or None for any other output."""
     parts = output.split()
-    grammatical = len(parts) == 3 and parts[0] in tasks and parts[1] in SPEEDS and parts[2] in map(str, REPEATS)
+    grammatical = len(parts) == 3 and all(p in labels for p, labels in zip(parts, command_labels(tasks).values()))
     return (parts[0], parts[1], parts[2]) if grammatical else None
 
 
@@ -404,8 +410,7 @@ def fit_probe(module: LanguageModule, commands: Sequence[Example], seed: int) ->
     texts, targets = _command_targets(commands, module.tasks)
     embeddings = module.sentence_embeddings(texts)
     torch.manual_seed(seed)
-    labels = {"task": module.tasks, "speed": tuple(SPEEDS), "repeat": tuple(map(str, REPEATS))}
-    probe = CommandProbe(labels, embeddings.shape[1])
+    probe = CommandProbe(command_labels(module.tasks), embeddings.shape[1])
     probe.fit(embeddings, targets)
     return probe
 

@@ -127,9 +127,8 @@ class CorticoMemory:
         self.config = config or HippocampusConfig()
         self.budget = check_budget(budget, clear_tokens)
         self.long_budget = max(1, int(round(self.budget * self.config.long_term_fraction)))
-        short = max(clear_tokens, self.budget - self.long_budget)
-        self.long_budget = self.budget - short
-        self.short = CurvatureMemory(short, clear_tokens, self.config.curvature)
+        self.long_budget = self.budget - max(clear_tokens, self.budget - self.long_budget)
+        self.short = CurvatureMemory(self.budget, clear_tokens, self.config.curvature)  # no notes yet
         self.text_encoder = text_encoder
         self.notes: list[MemoryNote] = []
         self._event: _OpenEvent | None = None
@@ -152,7 +151,6 @@ class CorticoMemory:
         Long-term notes are capped at their share of the budget; the short-term frames may use every
         token the notes leave free, and give tokens back (oldest first) when a new note needs them.
         """
-        self.short.resize(self.budget - self._long_used())
         self.short.write(frame, question_arrives)
         event = self._event
         if event is None:
