@@ -87,6 +87,18 @@ def test_unseen_words_share_their_stem_and_answers_decode_whole() -> None:
     assert decode_words(tokenizer, words(tokenizer, "drawer-open slow 2")) == "drawer-open slow 2"
 
 
+def test_the_same_corpus_always_gives_the_same_token_ids() -> None:
+    corpus = training_texts([make_task("commands", seed=0, sizes={"train": 300, "validation": 10, "test": 10})])
+    first, second = train_tokenizer(corpus), train_tokenizer(list(reversed(corpus)))
+    assert first.get_vocab() == second.get_vocab(), "ids depend only on the corpus's words, not on chance or order"
+    assert tokenizer_words_are_whole(first, corpus[:50])
+
+
+def tokenizer_words_are_whole(tokenizer, texts: list[str]) -> bool:  # noqa: ANN001
+    """Every word of the training texts is a single token."""
+    return all(UNK not in tokenizer.tokenize(t) and "##" not in " ".join(tokenizer.tokenize(t)) for t in texts)
+
+
 def test_word_dropout_only_touches_the_prompt() -> None:
     tokenizer = train_tokenizer(["open the big drawer now", "drawer-open"])
     data = encode(tokenizer, [Example("open the big drawer now", "drawer-open")] * 64)
