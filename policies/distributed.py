@@ -156,14 +156,13 @@ def train_policy_distributed(
     from ray.train.torch import TorchTrainer
 
     from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
-    from cortico.policies.training import CHECKPOINTS, point_last_at, prepare_gaze_model, uses_gaze
+    from cortico.policies.training import CHECKPOINTS, check_run_directory, point_last_at, prepare_gaze_model, uses_gaze
 
     ray = ray or RayOptions()
     data, out = Path(data).resolve(), Path(out).resolve()
     if workers < 2:
         raise ValueError("data-parallel training needs at least 2 workers (1 trains in this process)")
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise ValueError(f"{out} is not empty; pass --resume to continue its training or choose a new --out")
+    check_run_directory(out, train, resume)
     out.mkdir(parents=True, exist_ok=True)
     dataset = KeyframeDataset(data, sample_steps=train.sample_steps)
     gaze_dir = ""

@@ -117,12 +117,7 @@ def train_policy(
 
     out = Path(out)
     last = out / CHECKPOINTS / "last"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise ValueError(f"{out} is not empty; pass --resume to continue its training or choose a new --out")
-    if resume and (out / "train_config.json").exists():
-        saved = json.loads((out / "train_config.json").read_text())["train"]
-        if saved["policy"] != train.policy:
-            raise PolicyLoadError(f"{out} trains a {saved['policy']!r} policy, not {train.policy!r}")
+    check_run_directory(out, train, resume)
     dataset = KeyframeDataset(data, sample_steps=train.sample_steps)
     gaze = prepare_gaze_model(data, out, train, dataset) if uses_gaze(train) else None
     torch.manual_seed(train.seed)
@@ -165,6 +160,26 @@ def train_policy(
     dataset.close()
     return {"steps": train.steps, "final_losses": recent, "seconds": time.perf_counter() - started,
             "checkpoint": str(last)}  # fmt: skip
+
+
+RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "log_every", "device")  # what a resumed run may change
+
+
+def check_run_directory(out: Path, train: TrainConfig, resume: bool) -> None:
+    """A new run needs an empty ``out``; a resumed one the settings it was started with (else two trainings mix)."""
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ValueError(f"{out} is not empty; pass --resume to continue its training or choose a new --out")
+    if not (resume and (out / "train_config.json").exists()):
+        return
+    saved = json.loads((out / "train_config.json").read_text())["train"]
+    if saved.get("policy") != train.policy:
+        raise PolicyLoadError(f"{out} trains a {saved.get('policy')!r} policy, not {train.policy!r}")
+    wanted = json.loads(json.dumps(asdict(train)))  # the JSON form, as saved
+    differing = sorted(k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k) != wanted[k])
+    if differing:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted[k]!r}" for k in differing)
+        raise ValueError(f"{out} was started with other settings ({details}); resume it with the same settings "
+                         f"or train into a new --out")  # fmt: skip
 
 
 def noise_seed(seed: int, rank: int) -> int:

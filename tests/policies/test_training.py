@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 
@@ -41,6 +42,9 @@ def test_run_layout_and_exact_resume(one_episode, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "save_training_checkpoint", save)
     with pytest.raises(ValueError, match="--resume"):
         train_policy(one_episode, tmp_path / "split", config, progress=False)
+    other = dataclasses.replace(config, learning_rate=1e-3)
+    with pytest.raises(ValueError, match=r"learning_rate: 0.0005 -> 0.001"):
+        train_policy(one_episode, tmp_path / "split", other, resume=True, progress=False)
     train_policy(one_episode, tmp_path / "split", config, resume=True, progress=False)
     full = load_file(checkpoints / "last" / "pretrained_model" / "model.safetensors")
     split = load_file(tmp_path / "split" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors")
