@@ -29,9 +29,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=96, help="camera image size")
     parser.add_argument("--steps", type=int, default=3000, help="training steps per policy")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--sample-steps", default="all", choices=("all", "keyframes"))
+    parser.add_argument("--sample-steps", default="keyframes", choices=("all", "keyframes"))
+    parser.add_argument(
+        "--augment", action="store_true",
+        help="train with each policy's augmentation (SE(3) scene motion, image shifts); off by default: at this "
+        "budget it costs accuracy (BENCHMARKS.md)",
+    )  # fmt: skip
     parser.add_argument("--gaze-steps", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task")
+    parser.add_argument("--eval-workers", type=int, default=2, help="Ray workers running evaluation episodes")
     parser.add_argument("--keyframe-budget", type=int, default=15)
     parser.add_argument("--text-model", default="minilm", help="text encoder for every policy")
     parser.add_argument("--policy-config", default="{}", help="JSON settings applied to every policy")
@@ -49,9 +55,23 @@ def parse_args() -> argparse.Namespace:
 
 
 COMPARISON_SETTINGS = (
-    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "gaze_steps",
+    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "augment", "gaze_steps",
     "eval_episodes", "keyframe_budget", "text_model", "policy_config",
 )  # fmt: skip
+NO_AUGMENTATION = {
+    "cortical": {"augmentation": {"translation": [0.0, 0.0, 0.0], "yaw_degrees": 0.0}},
+    "rvt": {"augmentation": {"translation": [0.0, 0.0, 0.0], "yaw_degrees": 0.0}},
+    "cnn": {"shift_pixels": 0},
+}
+
+
+def policy_overrides(kind: str, args: argparse.Namespace) -> dict[str, object]:
+    """A policy's settings in this comparison: the text model, no augmentation unless asked, then --policy-config."""
+    settings: dict[str, object] = {"text_model": args.text_model}
+    if not args.augment:
+        settings.update(NO_AUGMENTATION.get(kind, {}))
+    settings.update(json.loads(args.policy_config).get(kind, {}))
+    return settings
 
 
 def earlier_results(path: Path, settings: dict, policies: list[str]) -> dict[str, object]:
@@ -108,20 +128,21 @@ def main() -> int:
         results["gaze_validation"] = json.loads(args.json.read_text()).get("gaze_validation")
     results.update(kept)
     results["settings"]["policies"] = ",".join([*kept, *policies])
-    overrides = json.loads(args.policy_config)
     for kind in policies:
         run = workdir / kind
-        policy_overrides = {"text_model": args.text_model, **overrides.get(kind, {})}
         train = TrainConfig(
             policy=kind, steps=args.steps, batch_size=args.batch_size, sample_steps=args.sample_steps,
-            gaze_model=str(gaze_run / "model"), policy_overrides=policy_overrides, device=args.device,
+            gaze_model=str(gaze_run / "model"), policy_overrides=policy_overrides(kind, args), device=args.device,
             checkpoint_every=max(args.steps // 4, 1),
         )  # fmt: skip
         summary = train_policy(data, run, train, resume=run.exists())
         policy = load_policy(run)
         if args.device != "cpu" and torch.cuda.is_available():
             policy = policy.to("cuda")
-        report = evaluate_policy(policy, tasks, args.eval_episodes, keyframe_budget=args.keyframe_budget)
+        report = evaluate_policy(
+            policy, tasks, args.eval_episodes, keyframe_budget=args.keyframe_budget, workers=args.eval_workers,
+            checkpoint=run, episodes_file=run / "eval" / "episodes.jsonl",
+        )  # fmt: skip
         write_report(report, run / "eval" / "report.json", title=f"{kind} on {args.suite}")
         results[kind] = {
             "train_seconds": summary["seconds"],
