@@ -5,8 +5,7 @@
 
 Closed-loop success (``policy_suite.py``) says how often a policy solves a task, not why it fails. This
 asks the policy for the next keyframe at the observations where the expert started each keyframe, and
-compares with the expert's: translation error (cm), gripper state. Errors as large on the training
-demos as on unseen seeds mean the policy is underfitted, not overfitted. It also times the parts of one
+compares with the expert's (``cortico.policies.offline.keyframe_errors``). It also times the parts of one
 training step (loading a batch, the loss and its backward), to show where the training budget goes.
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -31,35 +29,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("runs/policy_keyframe_errors"))
     parser.add_argument("--json", type=Path, default=RESULTS / "policy_keyframe_errors.json")
     return parser.parse_args()
-
-
-def keyframe_errors(policy, dataset, batch_size: int = 16) -> dict[str, dict[str, float]]:  # noqa: ANN001
-    """Per task: samples, median translation error (cm), shares within 2 and 5 cm, gripper agreement."""
-    import numpy as np
-    import torch
-    from torch.utils.data import DataLoader
-
-    errors: dict[str, list[float]] = defaultdict(list)
-    gripper: dict[str, list[bool]] = defaultdict(list)
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size):
-            for action, target, task in zip(policy.predict(batch), batch["action"], batch["task"]):
-                errors[task].append(float(np.linalg.norm(np.asarray(action.position) - target[:3].numpy())))
-                gripper[task].append(bool(action.gripper_open) == bool(target[7] > 0.5))
-    table = {}
-    for task in sorted(errors):
-        e = np.array(errors[task])
-        table[task] = {
-            "samples": len(e),
-            "median_cm": 100 * float(np.median(e)),
-            "within_2cm": float(np.mean(e < 0.02)),
-            "within_5cm": float(np.mean(e < 0.05)),
-            "gripper_agreement": float(np.mean(gripper[task])),
-        }
-    every = np.concatenate([np.array(v) for v in errors.values()])
-    table["all"] = {"samples": len(every), "median_cm": 100 * float(np.median(every)),
-                    "within_2cm": float(np.mean(every < 0.02)), "within_5cm": float(np.mean(every < 0.05))}  # fmt: skip
-    return table
 
 
 def decoding_error(policy, points: int = 256) -> dict[str, float]:  # noqa: ANN001
@@ -112,18 +81,15 @@ def main() -> int:
 
     from cortico.atomic import write_json_atomic
     from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME, DatasetIndex
+    from cortico.envs.dataset.index import INDEX_NAME
     from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
+    from cortico.policies.offline import keyframe_errors
     from cortico.policies.training import load_policy
 
     policy = load_policy(args.checkpoint).eval()
     trained = KeyframeDataset(args.data, cameras=policy.config.cameras, sample_steps="keyframes")
-    signature = DatasetIndex.load(args.data).collection["signature"]
     unseen_root = args.workdir / f"unseen-seed{args.unseen_seed}"
-    config = CollectionConfig(
-        episodes_per_task=args.unseen_episodes_per_task, cameras=tuple(signature["cameras"]),
-        image_size=int(signature["image_size"]), seed=args.unseen_seed,
-    )  # fmt: skip
+    config = CollectionConfig.like(args.data, args.unseen_episodes_per_task, args.unseen_seed)
     tasks = sorted({e.task for e in trained.episodes})
     collect_demos(unseen_root, tasks, config, resume=(unseen_root / INDEX_NAME).exists(), progress=False)
     unseen = KeyframeDataset(unseen_root, cameras=policy.config.cameras, sample_steps="keyframes")

@@ -86,6 +86,16 @@ class CollectionConfig:
             "store": self.store,
         }
 
+    @classmethod
+    def like(cls, root: str | Path, episodes_per_task: int, seed: int) -> CollectionConfig:
+        """More demos like the dataset at ``root`` (same backend, cameras, image size, storage) at another seed."""
+        signature = DatasetIndex.load(root).collection["signature"]
+        return cls(
+            episodes_per_task=episodes_per_task, cameras=tuple(signature["cameras"]),
+            image_size=int(signature["image_size"]), store=signature["store"], seed=seed,
+            backend=signature["backend"],
+        )  # fmt: skip
+
     def task_seed(self, attempt: int) -> int:
         """Seed of the ``attempt``-th expert attempt of a task."""
         return self.seed * SEEDS_PER_BASE + attempt

@@ -1,4 +1,4 @@
-"""Training and evaluation end to end: layout, exact resume, the CLI, and bad input."""
+"""Training and evaluation end to end: layout, exact resume, the CLI, bad input, offline keyframe errors."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import dataclasses
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from cortico.cli import main
+from cortico.envs.contract import KeyframeAction
+from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
 from cortico.policies import training
+from cortico.policies.base import KeyframePolicy, PolicyConfig
+from cortico.policies.offline import keyframe_errors
 from cortico.policies.training import TrainConfig, load_policy, train_policy
 
 from .conftest import TINY_VIEW
@@ -85,3 +91,29 @@ def test_training_refuses_bad_input(one_episode, tmp_path, capsys):
     assert code == 2 and "RVT policy is the static views" in capsys.readouterr().err
     code = main(["eval", "--checkpoint", str(tmp_path / "missing")])
     assert code == 2 and "no saved policy" in capsys.readouterr().err
+
+
+class _ExpertPlusOffset(KeyframePolicy):
+    """Predicts the expert's own keyframe moved by a fixed offset (to check the offline error metric)."""
+
+    def __init__(self, offset: tuple[float, float, float]) -> None:
+        super().__init__(PolicyConfig())
+        self.offset = np.asarray(offset)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def predict(self, batch):
+        return [
+            KeyframeAction(position=a[:3].double().numpy() + self.offset, quaternion=a[3:7].double().numpy(),
+                           gripper_open=bool(a[7] > 0.5), ignore_collision=False)
+            for a in batch["action"]
+        ]  # fmt: skip
+
+
+def test_offline_keyframe_errors_measure_the_distance_to_the_expert(one_episode):
+    dataset = KeyframeDataset(one_episode, sample_steps="keyframes")
+    exact = keyframe_errors(_ExpertPlusOffset((0.0, 0.0, 0.0)), dataset)
+    off = keyframe_errors(_ExpertPlusOffset((0.03, 0.0, 0.0)), dataset)
+    assert set(exact) == {"drawer-close", "all"} and exact["all"]["samples"] == len(dataset)
+    assert exact["all"]["median_cm"] < 1e-3 and exact["all"]["within_2cm"] == 1.0
+    assert abs(off["all"]["median_cm"] - 3.0) < 1e-3
+    assert off["all"]["within_2cm"] == 0.0 and off["all"]["within_5cm"] == 1.0 and off["all"]["gripper_agreement"] == 1
