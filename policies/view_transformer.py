@@ -141,7 +141,8 @@ class ViewTransformer(nn.Module):
             masks.append(extra_mask.bool())
         sequence = torch.cat(parts, dim=1)
         padding = ~torch.cat(masks, dim=1)
-        fused = self.norm(self.cross(sequence, src_key_padding_mask=padding))
+        # Without padding (one instruction, as in act()), no mask: the masked softmax costs ~10% of a decision.
+        fused = self.norm(self.cross(sequence, src_key_padding_mask=padding if padding.any() else None))
         view_count = num_views * tokens.shape[2]
         fused_views = fused[:, :view_count]
         valid = (~padding).float()[..., None]
