@@ -19,7 +19,6 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RECIPES = ("keyframes", "keyframes+augment", "all", "all+augment")
-NO_AUGMENTATION = {"augmentation": {"translation": [0.0, 0.0, 0.0], "yaw_degrees": 0.0}}
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,7 +77,7 @@ def main() -> int:
         sample_steps, _, augment = recipe.partition("+")
         train = TrainConfig(
             policy="rvt", steps=args.steps, batch_size=args.batch_size, sample_steps=sample_steps,
-            policy_overrides={} if augment else NO_AUGMENTATION, checkpoint_every=max(args.steps // 2, 1),
+            augment=bool(augment), checkpoint_every=max(args.steps // 2, 1),
         )  # fmt: skip
         run = args.workdir / recipe
         started = time.perf_counter()

@@ -58,20 +58,11 @@ COMPARISON_SETTINGS = (
     "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "augment", "gaze_steps",
     "eval_episodes", "keyframe_budget", "text_model", "policy_config",
 )  # fmt: skip
-NO_AUGMENTATION = {
-    "cortical": {"augmentation": {"translation": [0.0, 0.0, 0.0], "yaw_degrees": 0.0}},
-    "rvt": {"augmentation": {"translation": [0.0, 0.0, 0.0], "yaw_degrees": 0.0}},
-    "cnn": {"shift_pixels": 0},
-}
 
 
 def policy_overrides(kind: str, args: argparse.Namespace) -> dict[str, object]:
-    """A policy's settings in this comparison: the text model, no augmentation unless asked, then --policy-config."""
-    settings: dict[str, object] = {"text_model": args.text_model}
-    if not args.augment:
-        settings.update(NO_AUGMENTATION.get(kind, {}))
-    settings.update(json.loads(args.policy_config).get(kind, {}))
-    return settings
+    """A policy's settings in this comparison: the text model, then its entry of --policy-config."""
+    return {"text_model": args.text_model, **json.loads(args.policy_config).get(kind, {})}
 
 
 def earlier_results(path: Path, settings: dict, policies: list[str]) -> dict[str, object]:
@@ -132,8 +123,8 @@ def main() -> int:
         run = workdir / kind
         train = TrainConfig(
             policy=kind, steps=args.steps, batch_size=args.batch_size, sample_steps=args.sample_steps,
-            gaze_model=str(gaze_run / "model"), policy_overrides=policy_overrides(kind, args), device=args.device,
-            checkpoint_every=max(args.steps // 4, 1),
+            augment=args.augment, gaze_model=str(gaze_run / "model"), policy_overrides=policy_overrides(kind, args),
+            device=args.device, checkpoint_every=max(args.steps // 4, 1),
         )  # fmt: skip
         summary = train_policy(data, run, train, resume=run.exists())
         policy = load_policy(run)

@@ -24,6 +24,11 @@ class SceneAugmentation:
     yaw_degrees: float = 20.0
     attempts: int = 10
 
+    @classmethod
+    def none(cls) -> SceneAugmentation:
+        """No motion: every draw is the identity."""
+        return cls(translation=(0.0, 0.0, 0.0), yaw_degrees=0.0)
+
     def sample(
         self, actions: torch.Tensor, bounds: WorkspaceBounds, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:

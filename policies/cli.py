@@ -24,6 +24,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-4)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--config", help='JSON file: {"train": {...}, "policy": {...}} settings')
+    train.add_argument(
+        "--no-augment", dest="augment", action="store_false", default=None,
+        help="train without augmentation: learns faster on short (CPU) budgets of a few thousand steps",
+    )  # fmt: skip
     train.add_argument("--gaze", help="trained gaze model directory (cortical; default: train one first)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--use-gpu", action="store_true", help="one GPU per Ray Train worker (--workers > 1)")
@@ -63,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
         if unknown or not isinstance(raw.get("train", {}), dict) or not isinstance(raw.get("policy", {}), dict):
             raise ValueError(f'--config must be {{"train": {{...}}, "policy": {{...}}}}; unexpected keys {unknown}')
         settings, policy_settings = dict(raw.get("train", {})), dict(raw.get("policy", {}))
-    for key in ("steps", "batch_size", "learning_rate", "seed"):
+    for key in ("steps", "batch_size", "learning_rate", "seed", "augment"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.gaze:

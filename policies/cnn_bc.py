@@ -9,6 +9,7 @@ augmentation needs a point cloud, which this baseline does not use).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,6 +38,10 @@ class CNNConfig(PolicyConfig):
     position_bins: int = 100
     hidden: int = 256
     shift_pixels: int = 4
+
+    def without_augmentation(self) -> CNNConfig:
+        """No random image shifts in training."""
+        return dataclasses.replace(self, shift_pixels=0)
 
 
 class CNNPolicy(KeyframePolicy):

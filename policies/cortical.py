@@ -16,6 +16,7 @@ the target's pixel. ``RVTPolicy`` is the coarse stage alone, without keypoints: 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -85,6 +86,10 @@ class CorticalConfig(PolicyConfig):
     fovea_size: int = 32
     gaze: GazeConfig = field(default_factory=GazeConfig)
     augmentation: SceneAugmentation = field(default_factory=SceneAugmentation)
+
+    def without_augmentation(self) -> CorticalConfig:
+        """No SE(3) scene motion in training."""
+        return dataclasses.replace(self, augmentation=SceneAugmentation.none())
 
     def __post_init__(self) -> None:
         if not (self.static_stream or self.dynamic_stream):

@@ -51,6 +51,8 @@ class TrainConfig:
         batch_size: samples per step.
         learning_rate: peak AdamW learning rate (linear warm-up, then cosine decay).
         sample_steps: ``"keyframes"`` (PerAct/RVT samples) or ``"all"`` (every stored step before the last keyframe).
+        augment: train with the policy's augmentation (SE(3) scene motion, image shifts); off learns faster
+            on budgets of a few thousand steps (BENCHMARKS.md), on generalises better over long trainings.
         policy_overrides: settings of the policy's config (e.g. ``{"num_keypoints": 32}``).
         gaze_model: a trained gaze model directory for the cortical policy's dynamic stream; when empty,
             one is trained on the same data first (``gaze_steps`` steps) into ``RUN/gaze``.
@@ -66,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     sample_steps: str = "keyframes"
+    augment: bool = True
     checkpoint_every: int = 500
     log_every: int = 25
     policy_overrides: dict[str, Any] = field(default_factory=dict)
@@ -90,7 +93,8 @@ def policy_config(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel 
     settings["tasks"] = sorted({e.task for e in dataset.episodes})
     if gaze is not None:
         settings["gaze"] = asdict(gaze.config)
-    return config_class.from_dict(settings)
+    config = config_class.from_dict(settings)
+    return config if train.augment else config.without_augmentation()
 
 
 def uses_gaze(train: TrainConfig) -> bool:
@@ -175,7 +179,10 @@ def check_run_directory(out: Path, train: TrainConfig, resume: bool) -> None:
     if saved.get("policy") != train.policy:
         raise PolicyLoadError(f"{out} trains a {saved.get('policy')!r} policy, not {train.policy!r}")
     wanted = json.loads(json.dumps(asdict(train)))  # the JSON form, as saved
-    differing = sorted(k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k) != wanted[k])
+    defaults = json.loads(json.dumps(asdict(TrainConfig(policy=train.policy))))  # runs saved before a setting existed
+    differing = sorted(
+        k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k, defaults[k]) != wanted[k]
+    )  # fmt: skip
     if differing:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted[k]!r}" for k in differing)
         raise ValueError(f"{out} was started with other settings ({details}); resume it with the same settings "

@@ -15,6 +15,7 @@ from cortico.cli import main
 from cortico.envs.contract import KeyframeAction
 from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
 from cortico.policies import training
+from cortico.policies.augmentation import SceneAugmentation
 from cortico.policies.base import KeyframePolicy, PolicyConfig
 from cortico.policies.offline import keyframe_errors
 from cortico.policies.training import TrainConfig, load_policy, train_policy
@@ -117,3 +118,18 @@ def test_offline_keyframe_errors_measure_the_distance_to_the_expert(one_episode)
     assert exact["all"]["median_cm"] < 1e-3 and exact["all"]["within_2cm"] == 1.0
     assert abs(off["all"]["median_cm"] - 3.0) < 1e-3
     assert off["all"]["within_2cm"] == 0.0 and off["all"]["within_5cm"] == 1.0 and off["all"]["gripper_agreement"] == 1
+
+
+def test_training_without_augmentation_turns_off_each_policys_own(one_episode):
+    dataset = KeyframeDataset(one_episode)
+    for kind, field, off in (("rvt", "augmentation", SceneAugmentation.none()), ("cnn", "shift_pixels", 0)):
+        on = training.policy_config(TrainConfig(policy=kind), dataset)
+        assert getattr(on, field) != off, f"{kind} augments by default"
+        assert getattr(training.policy_config(TrainConfig(policy=kind, augment=False), dataset), field) == off
+    bounds = training.policy_config(TrainConfig(), dataset).bounds
+    actions = torch.zeros(4, 9)
+    actions[:, :3] = torch.as_tensor(bounds.center, dtype=torch.float32)
+    rotation, translation = SceneAugmentation.none().sample(actions, bounds, torch.Generator().manual_seed(0))
+    assert torch.equal(rotation, torch.eye(3).repeat(4, 1, 1)) and not translation.any()
+    rotation, _ = SceneAugmentation().sample(actions, bounds, torch.Generator().manual_seed(0))
+    assert not torch.allclose(rotation, torch.eye(3).repeat(4, 1, 1)), "the default augmentation moves the scene"
