@@ -204,11 +204,7 @@ class VirtualViewRenderer:
         grid: int = 24,
         refinements: int = 2,
     ) -> torch.Tensor:
-        """The 3D point whose projections score highest in the views' heatmaps.
-
-        A coarse search over ``grid``^3 points of the cube, then ``refinements`` local searches, each over
-        a 9^3 lattice spanning one cell of the previous level (each level is 4x finer): about 15k
-        candidates instead of a dense grid, for the same precision.
+        """The 3D point whose projections score highest in the views' heatmaps (searched in their cube).
 
         Args:
             heatmaps: ``(B, V, H, W)`` per-view probabilities (each view sums to 1).
@@ -217,21 +213,9 @@ class VirtualViewRenderer:
         Returns:
             ``(B, 3)`` world points maximising the summed log-probability over views.
         """
-        batch = heatmaps.shape[0]
-        device = heatmaps.device
-        log_maps = torch.log(heatmaps.clamp_min(1e-12))
-        rows = torch.arange(batch, device=device)
-        scale = half_size.view(-1, 1, 1)
-        candidates = center[:, None, :] + _unit_lattice(grid, 1.0, device) * scale
-        best = candidates[rows, self._score(log_maps, candidates, center, half_size).argmax(dim=1)]
-        cell = 2.0 / (grid - 1)
-        for _ in range(refinements):
-            candidates = best[:, None, :] + _unit_lattice(9, cell, device) * scale
-            best = candidates[rows, self._score(log_maps, candidates, center, half_size).argmax(dim=1)]
-            cell /= 4
-        return best
+        return most_likely_point([HeatmapTerm(self, heatmaps, center, half_size)], center, half_size, grid, refinements)
 
-    def _score(
+    def score_points(
         self, log_maps: torch.Tensor, candidates: torch.Tensor, center: torch.Tensor, half_size: torch.Tensor
     ) -> torch.Tensor:
         """Summed bilinear log-heatmap values of candidates ``(B, N, 3)`` over the views: ``(B, N)``."""
@@ -246,3 +230,49 @@ class VirtualViewRenderer:
             align_corners=False,
         )
         return sampled.view(batch, views, -1).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class HeatmapTerm:
+    """One stage's heatmaps in a joint decoding: its renderer, ``(B, V, H, W)`` probabilities, cube and weight."""
+
+    renderer: VirtualViewRenderer
+    heatmaps: torch.Tensor
+    center: torch.Tensor
+    half_size: torch.Tensor
+    weight: float = 1.0
+
+
+def most_likely_point(
+    terms: Sequence[HeatmapTerm],
+    center: torch.Tensor,
+    half_size: torch.Tensor,
+    grid: int = 24,
+    refinements: int = 2,
+) -> torch.Tensor:
+    """The point of the cube (``center (B, 3)``, ``half_size (B,)``) maximising the weighted log-heatmaps.
+
+    Each term adds its weight times the summed bilinear log-probability of its views, so the heatmaps of a
+    coarse and a zoomed stage can be decoded together (a product of experts). The search is a ``grid``^3
+    lattice of the cube, then ``refinements`` local searches over a 9^3 lattice spanning one cell of the
+    previous level (each 4x finer): about 15k candidates instead of a dense grid, for the same precision.
+    """
+    batch = center.shape[0]
+    device = center.device
+    log_maps = [torch.log(term.heatmaps.clamp_min(1e-12)) for term in terms]
+    rows = torch.arange(batch, device=device)
+    scale = half_size.view(-1, 1, 1)
+
+    def best_of(candidates: torch.Tensor) -> torch.Tensor:
+        score = sum(
+            term.weight * term.renderer.score_points(maps, candidates, term.center, term.half_size)
+            for term, maps in zip(terms, log_maps)
+        )
+        return candidates[rows, score.argmax(dim=1)]
+
+    best = best_of(center[:, None, :] + _unit_lattice(grid, 1.0, device) * scale)
+    cell = 2.0 / (grid - 1)
+    for _ in range(refinements):
+        best = best_of(best[:, None, :] + _unit_lattice(9, cell, device) * scale)
+        cell /= 4
+    return best

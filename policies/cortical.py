@@ -7,8 +7,10 @@ loss pulls together the features of the same keypoint seen from different views 
 
 Dynamic ("dorsal") stream: the frozen, position-aware gaze model looks at the wrist image; foveated crops
 around its fixation become tokens of a fine stage that renders zoomed views around a focus point
-(RVT-2's coarse-to-fine). At inference the focus is the coarse prediction moved onto the gaze ray when the
-gaze model sees the target, so the gaze sharpens where to zoom; in training it is the target plus noise.
+(RVT-2's coarse-to-fine). At inference the focus is the coarse prediction (``gaze_focus`` moves it onto
+the gaze ray when the gaze model sees the target); in training it is the target plus noise. The position
+is decoded from the coarse and the fine heatmaps together (``fine_weight``), a product of experts that is
+more precise than either stage alone (docs/policies.md has the measurement).
 
 The rotation, gripper and collision heads read the last stage's global features and its local features at
 the target's pixel. ``RVTPolicy`` is the coarse stage alone, without keypoints: views + language only.
@@ -29,7 +31,7 @@ from cortico.envs.contract import KeyframeAction
 from cortico.perception.gaze import GazeConfig, GazeModel, fixation_to_world, foveated_crops
 from cortico.perception.keypoints import farthest_point_sample, project_to_virtual
 from cortico.perception.text_encoder import TextFeatures
-from cortico.perception.virtual_views import VirtualViewRenderer, VirtualViews
+from cortico.perception.virtual_views import HeatmapTerm, VirtualViewRenderer, VirtualViews, most_likely_point
 from cortico.policies.action_heads import (
     DiscreteActionHead,
     decode_actions,
@@ -65,6 +67,9 @@ class CorticalConfig(PolicyConfig):
         zoom: the fine stage's cube is this many times smaller than the workspace cube.
         heatmap_sigma: Gaussian target width in view pixels.
         focus_noise: training focus = target + uniform noise of this many metres per axis.
+        gaze_focus: at inference, move the focus onto the gaze ray when the gaze model sees the target
+            (off by default: it moved the focus away from the target more often than towards it).
+        fine_weight: weight of the fine stage's log-heatmaps against the coarse stage's in the joint decoding.
         fovea_spans: widths (wrist pixels) of the foveated crops; fovea_size: their resolution.
         gaze: the frozen gaze model's configuration (its weights are part of the policy's).
         augmentation: SE(3) scene augmentation ranges.
@@ -82,6 +87,8 @@ class CorticalConfig(PolicyConfig):
     zoom: float = 4.0
     heatmap_sigma: float = 1.5
     focus_noise: float = 0.03
+    gaze_focus: bool = False
+    fine_weight: float = 0.5
     fovea_spans: tuple[int, ...] = (16, 40)
     fovea_size: int = 32
     gaze: GazeConfig = field(default_factory=GazeConfig)
@@ -312,9 +319,13 @@ class CorticalPolicy(KeyframePolicy):
             fovea, (gaze, fixation) = self._fovea_tokens(batch)
             focus = self._focus(batch, coarse_position, gaze, fixation)
             views, output = self._fine_stage(scene, focus, fovea, text, proprio)
-            position = self.fine_renderer.heatmaps_to_world(
-                heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
-            )
+            terms = [HeatmapTerm(self.fine_renderer, heatmap_probabilities(output.heatmap_logits), views.center,
+                                 views.half_size, c.fine_weight if c.static_stream else 1.0)]  # fmt: skip
+            if c.static_stream:
+                coarse_views, coarse_output = last
+                terms.append(HeatmapTerm(self.coarse_renderer, heatmap_probabilities(coarse_output.heatmap_logits),
+                                         coarse_views.center, coarse_views.half_size))  # fmt: skip
+            position = most_likely_point(terms, views.center, views.half_size)
             last, renderer = (views, output), self.fine_renderer
         logits = self.head(self._head_inputs(*last, renderer, position, proprio))
         return decode_actions(position, logits)
@@ -322,10 +333,13 @@ class CorticalPolicy(KeyframePolicy):
     def _focus(
         self, batch: dict[str, Any], coarse: torch.Tensor | None, gaze: Any, fixation: torch.Tensor
     ) -> torch.Tensor:
-        """Where the fine stage zooms: the coarse point moved onto the gaze ray when the gaze sees the target.
+        """Where the fine stage zooms: the coarse point, or with ``gaze_focus`` that point moved onto the gaze ray.
 
-        Without a static stream, the gaze's 3D fixation (or the gripper when the gaze sees nothing).
+        The move happens when the gaze model sees the target. Without a static stream, the gaze's 3D
+        fixation (or the gripper when the gaze sees nothing).
         """
+        if coarse is not None and not self.config.gaze_focus:
+            return coarse
         wrist = self.config.cameras.index(WRIST_CAMERA)
         intrinsics, extrinsics = batch["intrinsics"][:, wrist].float(), batch["extrinsics"][:, wrist].float()
         sees_target = gaze.visible_logits[:, 0] > 0

@@ -115,7 +115,10 @@ def build_policy(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel |
 def train_policy(
     data: str | Path, out: str | Path, train: TrainConfig, *, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Train a policy; returns a summary (final losses, seconds, checkpoint path)."""
+    """Train a policy; returns a summary (final losses, checkpoint path, training seconds over every resumed part).
+
+    ``seconds`` is None when the run was resumed from a checkpoint that did not record its time.
+    """
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -131,10 +134,11 @@ def train_policy(
     policy = build_policy(train, dataset, gaze).to(device)
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=train.learning_rate, weight_decay=train.weight_decay)
-    start = 0
+    start, earlier_seconds = 0, 0.0
     if resume and last.exists():
-        start, _ = load_checkpoint(last / TRAINING_STATE, model=policy, optimizer=optimizer,
-                                   generator={"batches": generator, "noise": noise})  # fmt: skip
+        start, metadata = load_checkpoint(last / TRAINING_STATE, model=policy, optimizer=optimizer,
+                                          generator={"batches": generator, "noise": noise})  # fmt: skip
+        earlier_seconds = metadata.get("train_seconds")  # None: a checkpoint from before it was recorded
         logger.info("resumed at step %d from %s", start, last)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "train_config.json", {"train": asdict(train), "policy": policy.config.to_dict(),
@@ -158,12 +162,14 @@ def train_policy(
             with open(out / "log.jsonl", "a") as handle:
                 handle.write(json.dumps({"step": done, **recent}) + "\n")
         if done % train.checkpoint_every == 0 or done == train.steps:
-            save_training_checkpoint(out, policy, optimizer, {"batches": generator, "noise": noise}, done)
+            seconds = None if earlier_seconds is None else earlier_seconds + time.perf_counter() - started
+            save_training_checkpoint(out, policy, optimizer, {"batches": generator, "noise": noise}, done,
+                                     metadata={"train_seconds": seconds})  # fmt: skip
     bar.close()
     writer.close()
     dataset.close()
-    return {"steps": train.steps, "final_losses": recent, "seconds": time.perf_counter() - started,
-            "checkpoint": str(last)}  # fmt: skip
+    seconds = None if earlier_seconds is None else earlier_seconds + time.perf_counter() - started
+    return {"steps": train.steps, "final_losses": recent, "seconds": seconds, "checkpoint": str(last)}
 
 
 RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "log_every", "device")  # what a resumed run may change
@@ -227,10 +233,12 @@ def write_checkpoint(
     optimizer: torch.optim.Optimizer,
     generators: dict[str, torch.Generator],
     step: int,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
     """A checkpoint folder: ``pretrained_model/`` (load with load_policy) and ``training_state/``."""
     policy.save(directory / PRETRAINED)
-    save_checkpoint(directory / TRAINING_STATE, model=policy, optimizer=optimizer, step=step, generator=generators)
+    save_checkpoint(directory / TRAINING_STATE, model=policy, optimizer=optimizer, step=step, generator=generators,
+                    metadata=metadata)  # fmt: skip
     return directory
 
 
@@ -240,9 +248,13 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     generators: dict[str, torch.Generator],
     step: int,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``checkpoints/<step>`` (pretrained model + training state) and point ``last`` at it."""
-    directory = write_checkpoint(out / CHECKPOINTS / f"{step:06d}", policy, optimizer, generators, step)
+    """Write ``checkpoints/<step>`` (pretrained model + training state) and point ``last`` at it.
+
+    ``metadata`` (JSON) is kept in the training state: in-process training records its seconds so far.
+    """
+    directory = write_checkpoint(out / CHECKPOINTS / f"{step:06d}", policy, optimizer, generators, step, metadata)
     return point_last_at(out, directory)
 
 

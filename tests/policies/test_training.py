@@ -52,7 +52,10 @@ def test_run_layout_and_exact_resume(one_episode, tmp_path, monkeypatch):
     other = dataclasses.replace(config, learning_rate=1e-3)
     with pytest.raises(ValueError, match=r"learning_rate: 0.0005 -> 0.001"):
         train_policy(one_episode, tmp_path / "split", other, resume=True, progress=False)
-    train_policy(one_episode, tmp_path / "split", config, resume=True, progress=False)
+    summary = train_policy(one_episode, tmp_path / "split", config, resume=True, progress=False)
+    state = tmp_path / "split" / "checkpoints" / "000003" / "training_state" / "trainer_state.json"
+    first_part = json.loads(state.read_text())["metadata"]["train_seconds"]
+    assert 0 < first_part < summary["seconds"], "the training time adds up over the resumed parts"
     full = load_file(checkpoints / "last" / "pretrained_model" / "model.safetensors")
     split = load_file(tmp_path / "split" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors")
     assert all((full[k] == split[k]).all() for k in full)
