@@ -36,6 +36,8 @@ class DemoConfig:
     episodes_per_task: int = 8
     image_size: int = 64
     policy_steps: int = 600
+    policy_samples: str = "keyframes"  # a short CPU training learns fastest on keyframe samples, unaugmented
+    policy_augment: bool = False
     gaze_steps: int = 200
     batch_size: int = 8
     eval_episodes: int = 3
@@ -120,7 +122,8 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
 
     with stage(f"train the cortical policy ({config.policy_steps} steps, gaze model {config.gaze_steps} steps)"):
         train = TrainConfig(policy="cortical", steps=config.policy_steps, batch_size=config.batch_size,
-                            sample_steps="all", gaze_steps=config.gaze_steps, seed=config.seed,
+                            sample_steps=config.policy_samples, augment=config.policy_augment,
+                            gaze_steps=config.gaze_steps, seed=config.seed,
                             checkpoint_every=max(config.policy_steps // 2, 1),
                             log_every=max(config.policy_steps // 50, 1))  # fmt: skip
         train_policy(data, run, train, resume=run.exists())

@@ -5,7 +5,9 @@
 
 Closed-loop success (``policy_suite.py``) says how often a policy solves a task, not why it fails. This
 asks the policy for the next keyframe at the observations where the expert started each keyframe, and
-compares with the expert's (``cortico.policies.offline.keyframe_errors``). It also times the parts of one
+compares with the expert's (``cortico.policies.offline.keyframe_errors``). For a two-stream cortical
+policy it also compares inference settings on the same weights (where to zoom, how to weigh the stages'
+heatmaps; ``CORTICAL_DECODINGS``) on the unseen demos. It also times the parts of one
 training step (loading a batch, the loss and its backward), to show where the training budget goes.
 """
 
@@ -29,6 +31,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("runs/policy_keyframe_errors"))
     parser.add_argument("--json", type=Path, default=RESULTS / "policy_keyframe_errors.json")
     return parser.parse_args()
+
+
+# Inference settings of a two-stream cortical policy compared on the same weights: where the fine stage
+# zooms (the coarse point, or moved onto the gaze ray) and how much its heatmaps weigh against the coarse
+# stage's in the joint decoding (0: the coarse stage alone; 100: in effect the fine stage alone).
+CORTICAL_DECODINGS = {
+    "coarse only": {"fine_weight": 0.0},
+    "fine only, gaze-moved focus": {"gaze_focus": True, "fine_weight": 100.0},
+    "fine only": {"fine_weight": 100.0},
+    "joint, fine weight 0.25": {"fine_weight": 0.25},
+    "joint, fine weight 0.5": {"fine_weight": 0.5},
+    "joint, fine weight 1": {"fine_weight": 1.0},
+}
+
+
+def decoding_variants(policy, dataset) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """Keyframe errors of a cortical policy under each of CORTICAL_DECODINGS (same weights)."""
+    import dataclasses
+
+    from cortico.policies.offline import keyframe_errors
+
+    original = policy.config
+    results = {}
+    try:
+        for name, settings in CORTICAL_DECODINGS.items():
+            policy.config = dataclasses.replace(original, **{"gaze_focus": False, **settings})
+            results[name] = keyframe_errors(policy, dataset)["all"]
+    finally:
+        policy.config = original
+    return results
 
 
 def decoding_error(policy, points: int = 256) -> dict[str, float]:  # noqa: ANN001
@@ -101,6 +133,11 @@ def main() -> int:
         "training_demos": keyframe_errors(policy, torch.utils.data.Subset(trained, picks.tolist())),
         "unseen_demos": keyframe_errors(policy, unseen),
         "decoding_only": decoding_error(policy) if hasattr(policy, "coarse_renderer") else None,
+        "cortical_decodings_unseen": (
+            decoding_variants(policy, unseen)
+            if policy.config.type == "cortical" and policy.config.static_stream and policy.config.dynamic_stream
+            else None
+        ),
         "training_step": step_time(
             policy, KeyframeDataset(args.data, cameras=policy.config.cameras, sample_steps="all")
         ),  # fmt: skip

@@ -108,6 +108,8 @@ class CorticalConfig(PolicyConfig):
             raise ValueError(f"the dynamic stream reads the {WRIST_CAMERA!r} camera; cameras are {self.cameras}")
         if self.zoom < 1:
             raise ValueError(f"zoom must be >= 1, got {self.zoom}")
+        if self.fine_weight < 0:
+            raise ValueError(f"fine_weight must be >= 0, got {self.fine_weight}")
         if self.dynamic_stream and self.gaze.text_dim and self.gaze.text_model != self.text_model:
             raise ValueError(
                 f"the gaze model reads {self.gaze.text_model!r} instruction embeddings but the policy uses "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cortico.perception.virtual_views import VIEW_AXES, VirtualViewRenderer
+from cortico.perception.virtual_views import VIEW_AXES, HeatmapTerm, VirtualViewRenderer, most_likely_point
 from cortico.perception.workspace import WorkspaceBounds
 
 BOUNDS = WorkspaceBounds((-0.5, 0.3, -0.02), (0.5, 1.1, 0.55))
@@ -100,19 +100,43 @@ def test_zoomed_view_keeps_its_centre(cube_scene):
         renderer.zoomed_cube(focus, zoom=0.5)
 
 
+def gaussian_heatmaps(renderer, points, center, half, sigma=1.5):  # noqa: ANN001, ANN201
+    """Normalised Gaussian heatmaps ``(B, V, H, W)`` of ``points (B, 3)`` in every view of a cube."""
+    uv, _ = renderer.world_to_pixel(points[:, None], center, half)
+    grid = torch.arange(renderer.image_size).float()
+    dx = grid.view(1, 1, 1, 1, -1) - uv[..., 0, None, None]
+    dy = grid.view(1, 1, 1, -1, 1) - uv[..., 1, None, None]
+    maps = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)).squeeze(2)
+    return maps / maps.sum(dim=(-1, -2), keepdim=True)
+
+
 def test_heatmaps_back_to_world():
     renderer = VirtualViewRenderer(("top", "front", "left"), image_size=64, bounds=BOUNDS)
     center, half = renderer.default_cube(2)
     truth = torch.tensor([[0.1, 0.7, 0.2], [-0.3, 0.45, 0.05]])
-    uv, _ = renderer.world_to_pixel(truth[:, None], center, half)
-    grid = torch.arange(64).float()
-    dx = grid.view(1, 1, 1, 1, -1) - uv[..., 0, None, None]
-    dy = grid.view(1, 1, 1, -1, 1) - uv[..., 1, None, None]
-    maps = torch.exp(-(dx**2 + dy**2) / (2 * 1.5**2)).squeeze(2)
-    maps = maps / maps.sum(dim=(-1, -2), keepdim=True)
-    found = renderer.heatmaps_to_world(maps, center, half)
+    found = renderer.heatmaps_to_world(gaussian_heatmaps(renderer, truth, center, half), center, half)
     pixel = 2 * BOUNDS.half_size / 64
     assert (found - truth).norm(dim=-1).max() < pixel
+
+
+def test_joint_decoding_weighs_a_coarse_and_a_zoomed_stage():
+    renderer = VirtualViewRenderer(("top", "front", "left"), image_size=64, bounds=BOUNDS)
+    center, half = renderer.default_cube(1)
+    coarse_point, fine_point = torch.tensor([[0.1, 0.7, 0.2]]), torch.tensor([[0.12, 0.69, 0.21]])
+    zoom_center, zoom_half = renderer.zoomed_cube(coarse_point, 4.0)
+    coarse = HeatmapTerm(renderer, gaussian_heatmaps(renderer, coarse_point, center, half), center, half)
+
+    def decode(weight: float) -> torch.Tensor:
+        fine_maps = gaussian_heatmaps(renderer, fine_point, zoom_center, zoom_half)
+        fine = HeatmapTerm(renderer, fine_maps, zoom_center, zoom_half, weight)
+        return most_likely_point([coarse, fine], zoom_center, zoom_half)
+
+    fine_pixel, coarse_pixel = 2 * zoom_half[0] / 64, 2 * half[0] / 64
+    assert (decode(100.0) - fine_point).norm() < fine_pixel, "a heavy fine stage decides"
+    assert (decode(0.0) - coarse_point).norm() < coarse_pixel, "a weightless fine stage leaves the coarse point"
+    between = decode(1.0)
+    assert (between - coarse_point).norm() < (coarse_point - fine_point).norm()
+    assert (between - fine_point).norm() < (coarse_point - fine_point).norm(), "equal weights land in between"
 
 
 def test_bad_configuration_is_refused():

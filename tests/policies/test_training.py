@@ -68,8 +68,10 @@ def test_cli_train_and_eval(one_episode, tmp_path, capsys):
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps({"train": {"warmup_steps": 1, "checkpoint_every": 2}, "policy": TINY_RVT}))
     code = main(["train", "--policy", "rvt", "--data", str(one_episode), "--out", str(tmp_path / "run"),
-                 "--steps", "2", "--batch-size", "2", "--config", str(settings)])  # fmt: skip
+                 "--steps", "2", "--batch-size", "2", "--config", str(settings), "--no-augment"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["train"]["augment"] is False and saved["policy"]["augmentation"]["yaw_degrees"] == 0
     policy = load_policy(tmp_path / "run")
     assert policy.config.type == "rvt" and policy.config.tasks == ("drawer-close",)
     code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--tasks", "drawer-close,reach", "--episodes-per-task",
