@@ -147,6 +147,10 @@ def train_policy(
     policy.train()
     bar = tqdm(total=train.steps, initial=start, desc=f"train {train.policy}", unit="step", disable=not progress)
     started = time.perf_counter()
+
+    def seconds_so_far() -> float | None:
+        return None if earlier_seconds is None else earlier_seconds + time.perf_counter() - started
+
     recent: dict[str, float] = {}
     for step in range(start, train.steps):
         indices = torch.randint(len(dataset), (train.batch_size,), generator=generator).tolist()
@@ -162,14 +166,12 @@ def train_policy(
             with open(out / "log.jsonl", "a") as handle:
                 handle.write(json.dumps({"step": done, **recent}) + "\n")
         if done % train.checkpoint_every == 0 or done == train.steps:
-            seconds = None if earlier_seconds is None else earlier_seconds + time.perf_counter() - started
             save_training_checkpoint(out, policy, optimizer, {"batches": generator, "noise": noise}, done,
-                                     metadata={"train_seconds": seconds})  # fmt: skip
+                                     metadata={"train_seconds": seconds_so_far()})  # fmt: skip
     bar.close()
     writer.close()
     dataset.close()
-    seconds = None if earlier_seconds is None else earlier_seconds + time.perf_counter() - started
-    return {"steps": train.steps, "final_losses": recent, "seconds": seconds, "checkpoint": str(last)}
+    return {"steps": train.steps, "final_losses": recent, "seconds": seconds_so_far(), "checkpoint": str(last)}
 
 
 RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "log_every", "device")  # what a resumed run may change
