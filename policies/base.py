@@ -158,12 +158,13 @@ class KeyframePolicy(nn.Module):
         batch["gripper_open"] = torch.tensor([float(observation.gripper_open)])
         batch["time"] = torch.tensor([float(observation.time)])
         batch = to_device(batch, self.device)
-        was_training = self.training
+        if not self.training:  # switching modes walks every submodule: a few ms per decision
+            return self.predict(batch)[0]
         self.eval()
         try:
             return self.predict(batch)[0]
         finally:
-            self.train(was_training)
+            self.train()
 
     # --------------------------------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:

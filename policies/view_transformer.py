@@ -141,7 +141,10 @@ class ViewTransformer(nn.Module):
             masks.append(extra_mask.bool())
         sequence = torch.cat(parts, dim=1)
         padding = ~torch.cat(masks, dim=1)
-        # Without padding (one instruction, as in act()), no mask: the masked softmax costs ~10% of a decision.
+        if batch == 1 and padding.any():
+            # One sample (act()): dropping its padded tokens is the same attention without a mask, and the
+            # masked softmax costs ~5% of a decision. Padding only follows the view tokens, which keep their place.
+            sequence, padding = sequence[:, ~padding[0]], padding[:, ~padding[0]]
         fused = self.norm(self.cross(sequence, src_key_padding_mask=padding if padding.any() else None))
         view_count = num_views * tokens.shape[2]
         fused_views = fused[:, :view_count]

@@ -122,3 +122,25 @@ def test_an_overfit_policy_solves_its_episode_in_the_simulator(one_episode, one_
             break
     env.close()
     assert success, f"final losses { ({k: round(v.item(), 3) for k, v in losses.items()}) }"
+
+
+def test_a_sample_alone_gets_the_same_output_as_in_a_padded_batch():
+    from cortico.policies.view_transformer import ViewTransformer, ViewTransformerConfig
+
+    torch.manual_seed(0)
+    config = ViewTransformerConfig(
+        num_views=2, image_size=16, in_channels=4, patch=8, dim=32, heads=2, intra_layers=1, cross_layers=1,
+        text_dim=8, proprio_dim=2, decoder_channels=4,
+    )  # fmt: skip
+    model = ViewTransformer(config).eval()
+    views, text, proprio = torch.randn(2, 2, 4, 16, 16), torch.randn(2, 5, 8), torch.randn(2, 2)
+    text_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    extra, extra_mask = torch.randn(2, 3, 32), torch.tensor([[1, 0, 1], [1, 1, 1]], dtype=torch.bool)
+
+    def run(rows: slice):
+        return model(views[rows], text[rows], text_mask[rows], proprio[rows], lambda _: (extra[rows], extra_mask[rows]))
+
+    with torch.no_grad():
+        together, alone = run(slice(0, 2)), run(slice(0, 1))  # the first sample has padded text and extra tokens
+    torch.testing.assert_close(alone.heatmap_logits[0], together.heatmap_logits[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(alone.global_features[0], together.global_features[0], atol=1e-5, rtol=1e-4)
