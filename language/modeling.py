@@ -26,8 +26,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from cortico.language.configuration import TRC2Config
 
 # Bumped whenever a change to the model or its training makes earlier results stale (2: the critic's
-# terminal step). Part of the continual benchmark's run key and of a trained module's recipe.
-TRAINING_REVISION = 2
+# terminal step; 3: event logs in session seconds from 0). Part of the continual benchmark's run key and of a
+# trained module's recipe.
+TRAINING_REVISION = 3
 
 
 @dataclass

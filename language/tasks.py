@@ -44,6 +44,7 @@ REPEATS: dict[int, tuple[str, ...]] = {
 }
 NONCE_VERBS = ("dax", "blick", "wug", "fep", "zup", "kiki", "lorp", "tove")
 EVENT_QUESTIONS = ("first", "last", "after", "count", "did", "succeeded", "when")
+MIN_LOG_SECONDS, MAX_LOG_SECONDS = 5, 300  # the span of an event log's session seconds
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,10 @@ def events_example(rng: np.random.Generator, tasks: tuple[str, ...]) -> Example:
     """An event log (``at <second> <task> done|failed ;``) and a question about it."""
     count = int(rng.integers(2, 5))
     names = [str(_pick(rng, tasks)) for _ in range(count)]
-    times = np.sort(rng.choice(np.arange(1, 300), size=count, replace=False))
+    # Session seconds as the agent logs them: from 0, over spans of seconds to minutes (log-uniform), two
+    # commands possibly in the same second.
+    span = int(np.exp(rng.uniform(np.log(MIN_LOG_SECONDS), np.log(MAX_LOG_SECONDS))))
+    times = np.sort(rng.integers(0, span + 1, size=count))
     done = rng.random(count) < 0.7
     log = " ".join(f"at {t} {n} {'done' if d else 'failed'} ;" for t, n, d in zip(times, names, done))
     kind = _pick(rng, EVENT_QUESTIONS)

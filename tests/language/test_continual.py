@@ -208,6 +208,19 @@ def test_event_questions_have_the_true_answers() -> None:
         event_question("why", names, times, done)
 
 
+def test_event_logs_span_session_seconds_like_the_agents_own() -> None:
+    # The agent logs seconds since its session began, often a short one: logs from second 0, short and long
+    # sessions, so "when" questions about a few seconds' session are in the training distribution.
+    import re
+
+    examples = make_task("events", 0, "mt10").splits["train"]
+    logs = [[int(t) for t in re.findall(r"at (\d+) ", e.input)] for e in examples]
+    assert all(times == sorted(times) and 0 <= times[0] and times[-1] <= 300 for times in logs)
+    assert any(times[0] == 0 for times in logs)
+    assert sum(times[-1] < 30 for times in logs) > 0.2 * len(logs)
+    assert sum(times[-1] > 100 for times in logs) > 0.1 * len(logs)
+
+
 def test_paired_comparison_matches_runs_by_order_and_seed() -> None:
     from cortico.language.bench import paired_comparison
 
