@@ -49,6 +49,7 @@ from cortico.language.tokenizer import TOKENIZER_KIND, decode_words, encode_prom
 logger = logging.getLogger(__name__)
 MODULE_FILE = "module.json"
 REPLAY_FILE = "replay.jsonl"
+NO_ANSWER = "I do not know."  # what the agent says when the model ends its answer before any word
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
 
 
@@ -224,7 +225,7 @@ class LanguageModule:
             raise ValueError("question must be a non-empty string")
         log = self.event_log(memory_evidence)
         text, confidence = self.generate(f"{log} question : {question.strip().rstrip('?').strip()} ?")
-        return Answer(text, confidence)
+        return Answer(text or NO_ANSWER, confidence)
 
     def event_log(self, evidence: Any) -> str:
         """The ``at <s> <task> done|failed ;`` log the question answerer reads."""

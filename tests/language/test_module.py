@@ -114,6 +114,16 @@ def test_answer_reads_event_lists_strings_and_memory_evidence(module_dir: Path) 
         module.answer("", events)
 
 
+def test_an_answer_without_words_says_the_module_does_not_know(module_dir: Path) -> None:
+    from cortico.language.module import NO_ANSWER
+
+    module = LanguageModule.load(module_dir)
+    with torch.no_grad():  # every logit equal: greedy decoding emits [PAD] (id 0), which decodes to no word
+        module.model.get_output_embeddings().weight.zero_()
+    assert module.generate("at 3 reach done ; question : what did the robot do first ?")[0] == ""
+    assert module.answer("what did the robot do first?", [(3.0, "reach", True)]).text == NO_ANSWER
+
+
 def test_online_learning_adds_new_words_and_learns_a_new_command(module_copy: Path) -> None:
     module = LanguageModule.load(module_copy)
     vocabulary = len(module.tokenizer)
