@@ -82,7 +82,8 @@ class AgentAnswer:
 
     ``evidence_span`` is the (first, last) session time of what the memory held for the answer; None when
     nothing had been seen yet. ``recalled`` lists the commands memory still knew of, as
-    ``(start seconds, task, succeeded)``: what the answer was based on.
+    ``(start seconds, task, succeeded)``: what the answer was based on; ``query`` is what the language
+    module read the question as (e.g. ``"when drawer-open"``).
     """
 
     question: str
@@ -92,6 +93,7 @@ class AgentAnswer:
     evidence_span: tuple[float, float] | None
     recalled: tuple[tuple[float, str | None, bool], ...] = ()
     seconds: float = 0.0
+    query: str = ""
 
 
 @dataclass
@@ -396,7 +398,7 @@ class Agent:
             with self._language_lock:
                 reply = self.language.answer(question, evidence)
             answer = AgentAnswer(question, reply.text, reply.confidence, evidence.time, _span(evidence),
-                                 recalled, time.perf_counter() - started)  # fmt: skip
+                                 recalled, time.perf_counter() - started, reply.query)  # fmt: skip
         self.answers.append(answer)
         return answer
 

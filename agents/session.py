@@ -17,7 +17,7 @@ from cortico.agents.agent import Agent, AgentAnswer, RunResult
 from cortico.agents.perceiver import WRIST_CAMERA, Perceiver
 from cortico.agents.scenes import RobotScene, SimulatorScenes
 from cortico.envs.task_catalog import SUITES
-from cortico.language.tasks import event_question
+from cortico.language.tasks import answer_query, question_text
 
 BACKENDS = ("metaworld", "rlbench", "ros")
 
@@ -162,10 +162,15 @@ class ScoredAnswer:
 
 @dataclass
 class QuestionPlan:
-    """Which questions to ask about a session: kinds in turn, tasks drawn with a seeded generator."""
+    """Which questions to ask about a session: kinds in turn, tasks drawn with a seeded generator.
+
+    With ``held_out`` the questions are worded as the language module never saw in training (each kind's
+    held-out template, each task's held-out catalogue paraphrase); otherwise in the canonical wording.
+    """
 
     kinds: tuple[str, ...] = ("first", "last", "did", "count", "succeeded", "when", "after")
     seed: int = 0
+    held_out: bool = True
     _turn: int = field(default=0, repr=False)
 
     def next(self, agent: Agent, rng: np.random.Generator) -> tuple[str, str, str] | None:
@@ -190,8 +195,8 @@ class QuestionPlan:
                 if not candidates:
                     continue
                 asked = str(rng.choice(candidates))
-            question, truth = event_question(kind, names, times, done, asked)
-            return kind, question, truth
+            question = question_text(kind, asked, rng, novel=True) if self.held_out else question_text(kind, asked)
+            return kind, question, answer_query(kind, asked, names, times, done)
         return None
 
 

@@ -313,15 +313,20 @@ def write_report(path: str | Path, result: dict[str, Any], throughput: dict[str,
 
 def finished_module(folder: Path, steps: int, seed: int):  # noqa: ANN201 - LanguageModule | None
     """The mt10 module trained earlier in ``folder`` with this seed, step count and recipe, else None."""
-    from cortico.language.module import COMMAND_SLOTS, WORD_DROPOUT, LanguageModule
+    from cortico.checkpoint import CheckpointError
+    from cortico.language.module import COMMAND_SLOTS, QUESTION_SLOTS, WORD_DROPOUT, LanguageModule
 
     if not (folder / "module.json").is_file():
         return None
-    module = LanguageModule.load(folder)
+    try:
+        module = LanguageModule.load(folder)
+    except CheckpointError as error:  # e.g. a module of an earlier revision: trained again
+        logger.info("not reusing %s: %s", folder, error)
+        return None
     settings = module.settings
-    keys = ("steps", "word_dropout", "tokenizer", "revision", "probe_slots")
+    keys = ("steps", "word_dropout", "tokenizer", "probe_slots")
     recipe = [settings.metrics.get(key) for key in keys]
-    wanted = [steps, WORD_DROPOUT, TOKENIZER_KIND, TRAINING_REVISION, list(COMMAND_SLOTS)]
+    wanted = [steps, WORD_DROPOUT, TOKENIZER_KIND, [*COMMAND_SLOTS, *QUESTION_SLOTS]]
     if (settings.suite, settings.seed, recipe) != ("mt10", seed, wanted):
         return None
     return module
@@ -340,7 +345,10 @@ def _train_module_job(job: dict[str, Any]) -> dict[str, Any]:
     return module.settings.metrics | {"seed": job["seed"]}
 
 
-PARSING_METRICS = ("parse_held_out_paraphrases", "parse_held_out_combinations")
+PARSING_METRICS = (
+    "parse_held_out_paraphrases", "parse_held_out_combinations",
+    "questions_held_out_paraphrases", "questions_held_out_combinations",
+)  # fmt: skip
 
 
 def measure_parsing(
@@ -364,7 +372,7 @@ def measure_parsing(
         per_seed[metrics["seed"]] = metrics
     runs = [per_seed[seed] for seed in sorted(per_seed)]
     summary = {}
-    for metric in PARSING_METRICS + ("events_exact_match",):
-        values = np.array([r[metric]["accuracy"] if isinstance(r[metric], dict) else r[metric] for r in runs])
+    for metric in PARSING_METRICS:
+        values = np.array([r[metric]["accuracy"] for r in runs])
         summary[metric] = {"mean": float(values.mean()), "std": float(values.std())}
     return {"suite": "mt10", "steps": steps, "seeds": seeds, "summary": summary, "runs": runs}

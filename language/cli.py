@@ -87,7 +87,7 @@ def _ask(args: argparse.Namespace) -> int:
     from cortico.language.module import LanguageModule
 
     answer = LanguageModule.load(args.module).answer(args.question, args.log)
-    print(json.dumps({"answer": answer.text, "confidence": round(answer.confidence, 3)}))
+    print(json.dumps({"answer": answer.text, "query": answer.query, "confidence": round(answer.confidence, 3)}))
     return 0
 
 

@@ -1,9 +1,11 @@
 """The language module the agent calls: parse a command, answer a question from memory, learn online.
 
-One TRC2 model and its tokenizer are trained on the suite's commands (with word dropout) and on
-event-log questions. Commands are decoded within their grammar, the task chosen by TRC2 times a linear
-probe on the packaged MiniLM sentence encoder (:mod:`cortico.language.probe`); a parse with low confidence
-may fall back to the nearest training instruction under the same encoder. New commands are learned online
+One TRC2 model and its tokenizer are trained on the suite's commands and on questions about a session
+(both with word dropout). Commands are decoded within their grammar, each slot chosen by TRC2 times a
+linear probe on the packaged MiniLM sentence encoder (:mod:`cortico.language.probe`); a parse with low
+confidence may fall back to the nearest training instruction under the same encoder. A question is parsed
+the same way into a query (``"when drawer-open"``) that is run on the events memory still holds, so an
+answer is looked up, never made up, and stays right however long the session. New commands are learned online
 (``learn``): a surprising example is trained on with replay (its states are written to the hippocampal
 memory) and the probe is refitted, and ``consolidate`` replays the buffers when the agent is idle. A
 module folder holds ``config.json`` + ``model.safetensors`` (``save_pretrained``), ``tokenizer.json``,
@@ -33,23 +35,30 @@ from cortico.compute import torch_threads
 from cortico.envs.task_catalog import SUITES, TASKS
 from cortico.language.continual import ContinualConfig, ContinualLearner, model_config
 from cortico.language.data import Encoded, answer_log_probs, concatenate, drop_words, encode, exact_match
-from cortico.language.modeling import TRAINING_REVISION, TRC2ForCausalLM
+from cortico.language.modeling import TRC2ForCausalLM
 from cortico.language.probe import CommandProbe
 from cortico.language.tasks import (
+    EVENT_QUESTIONS,
+    MODULE_FAMILIES,
     REPEATS,
     SPEEDS,
+    TASK_QUESTIONS,
     Example,
     LanguageTask,
+    answer_query,
     make_task,
+    parse_event_log,
     training_instructions,
     training_texts,
 )
-from cortico.language.tokenizer import TOKENIZER_KIND, decode_words, encode_prompt, train_tokenizer
+from cortico.language.tokenizer import TOKENIZER_KIND, encode_prompt, train_tokenizer
 
 logger = logging.getLogger(__name__)
 MODULE_FILE = "module.json"
 REPLAY_FILE = "replay.jsonl"
-NO_ANSWER = "I do not know."  # what the agent says when the model ends its answer before any word
+# Bumped whenever the module's training recipe changes (4: questions are parsed into queries instead of
+# answered by generation); older module folders are refused with a request to retrain.
+MODULE_REVISION = 4
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
 
 
@@ -68,11 +77,30 @@ class ParsedCommand:
 
 
 @dataclass(frozen=True)
+class ParsedQuestion:
+    """A question read as a query.
+
+    Its kind (see ``EVENT_QUESTIONS``), the task it asks about (None for ``first``, ``last`` and
+    ``count``) and the confidence in [0, 1].
+    """
+
+    kind: str
+    task: str | None
+    confidence: float
+
+    @property
+    def query(self) -> str:
+        """The canonical query text, e.g. ``"when drawer-open"``."""
+        return f"{self.kind} {self.task}" if self.task else self.kind
+
+
+@dataclass(frozen=True)
 class Answer:
-    """An answer to a question about what the robot did, with the model's confidence."""
+    """An answer to a question about what the robot did: the text, the parse's confidence, the query run."""
 
     text: str
     confidence: float
+    query: str = ""
 
 
 @dataclass
@@ -83,8 +111,8 @@ class ModuleSettings:
     seed: int = 0
     confidence_threshold: float = 0.6  # below it, a command goes to the nearest-instruction fallback
     surprise_threshold: float = 0.3  # online learning trains on examples whose loss (nats/token) is above it
-    max_new_tokens: int = 16
     online_learning_rate: float = 1e-3
+    revision: int = 0  # the MODULE_REVISION it was trained with (0: before revisions were recorded)
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,21 +171,6 @@ class LanguageModule:
         self._text_encoder = text_encoder
         self._nearest: NearestInstruction | None = None
 
-    # ------------------------------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(self, prompt_text: str) -> tuple[str, float]:
-        """Greedy answer to ``[BOS] prompt [SEP]`` and its confidence (geometric mean of token probabilities)."""
-        prompt = torch.tensor([encode_prompt(self.tokenizer, prompt_text)])
-        output = self.model.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=self.settings.max_new_tokens,
-            do_sample=False, output_scores=True, return_dict_in_generate=True,
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-        )  # fmt: skip
-        scores = self.model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)[0]
-        generated = output.sequences[0, prompt.shape[1] :]
-        confidence = float(scores.mean().exp()) if len(scores) else 0.0
-        return decode_words(self.tokenizer, generated.tolist()), confidence
-
     # ------------------------------------------------------------------------------------------ commands
     @torch.no_grad()
     def parse_command(self, text: str) -> ParsedCommand:
@@ -170,32 +183,37 @@ class LanguageModule:
         may win.
         """
         encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
-        embedding = self.sentence_embeddings([text]) if self.probe is not None else None
-
-        def shares(slot: str, prefix: str, options: Sequence[str], final: bool) -> torch.Tensor:
-            scores = self._grammar_scores(text, prefix, options, final)
-            if embedding is not None and slot in self.probe.labels:
-                scores = scores + self.probe.log_probs(embedding, slot)[0]
-            return scores.softmax(0)
-
+        embedding = self._probe_embedding(text)
         labels = command_labels(self.tasks)
-        task_shares = shares("task", "", labels["task"], final=False)
-        task = labels["task"][int(task_shares.argmax())]
-        speed_shares = shares("speed", task, labels["speed"], final=False)
-        speed = labels["speed"][int(speed_shares.argmax())]
-        repeat_shares = shares("repeat", f"{task} {speed}", labels["repeat"], final=True)
-        repeat = int(labels["repeat"][int(repeat_shares.argmax())])
-        confidence = float(task_shares.max() * speed_shares.max() * repeat_shares.max())
-        parsed = ParsedCommand(task, {"speed": speed, "repeat": repeat}, confidence, "trc2")
+        task, task_share = self._choose(text, embedding, "task", "", labels["task"], final=False)
+        speed, speed_share = self._choose(text, embedding, "speed", task, labels["speed"], final=False)
+        repeat, repeat_share = self._choose(text, embedding, "repeat", f"{task} {speed}", labels["repeat"], final=True)
+        confidence = task_share * speed_share * repeat_share
+        parsed = ParsedCommand(task, {"speed": speed, "repeat": int(repeat)}, confidence, "trc2")
         if parsed.confidence >= self.settings.confidence_threshold:
             return parsed
         fallback = self._nearest_instruction(text)
         return fallback if fallback.confidence > parsed.confidence else parsed
 
-    def _grammar_scores(self, text: str, prefix: str, options: Sequence[str], final: bool) -> torch.Tensor:
-        """TRC2's log-probability of ``prefix option`` after ``text`` for each option (with EOS when ``final``)."""
+    def _probe_embedding(self, text: str) -> torch.Tensor | None:
+        """The sentence embedding the probe reads (None when the module has no probe)."""
+        return self.sentence_embeddings([text]) if self.probe is not None else None
+
+    def _choose(
+        self, text: str, embedding: torch.Tensor | None, slot: str, prefix: str, options: Sequence[str], final: bool
+    ) -> tuple[str, float]:
+        """One grammar slot: the option with the highest TRC2 x probe probability after ``prefix``, and its share.
+
+        TRC2 scores ``prefix option`` after ``text`` (with EOS when ``final``); the probe adds its
+        log-probabilities when it has the slot.
+        """
         rows = [Example(text, f"{prefix} {option}".strip()) for option in options]
-        return answer_log_probs(self.model, self.encode(rows), final=final)[0]
+        scores = answer_log_probs(self.model, self.encode(rows), final=final)[0]
+        if embedding is not None and slot in self.probe.labels:
+            scores = scores + self.probe.log_probs(embedding, slot)[0]
+        shares = scores.softmax(0)
+        best = int(shares.argmax())
+        return options[best], float(shares[best])
 
     def text_encoder(self) -> Any:
         """The packaged sentence encoder (MiniLM), loaded on first use and shared by probe and fallback."""
@@ -215,25 +233,41 @@ class LanguageModule:
         return self._nearest.parse(text)
 
     # ------------------------------------------------------------------------------------------ questions
-    def answer(self, question: str, memory_evidence: Any) -> Answer:
-        """Answer ``question`` from what the memory holds.
+    @torch.no_grad()
+    def parse_question(self, question: str) -> ParsedQuestion:
+        """Read a question as a query ``(kind, task)``.
 
-        ``memory_evidence`` is an event log string, a list of ``(seconds, task, succeeded)``
-        events, or a :class:`cortico.memory.records.Evidence`.
+        The kind first, then for kinds about one task the task, each slot chosen like a command's
+        (TRC2 x probe); the confidence is the product of the shares.
         """
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError("question must be a non-empty string")
-        log = self.event_log(memory_evidence)
-        text, confidence = self.generate(f"{log} question : {question.strip().rstrip('?').strip()} ?")
-        return Answer(text or NO_ANSWER, confidence)
+        if not isinstance(question, str) or not question.strip().rstrip("?").strip():
+            raise ValueError("the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'")
+        text = question.strip().rstrip("?").strip()
+        embedding = self._probe_embedding(text)
+        kind, confidence = self._choose(text, embedding, "question", "", EVENT_QUESTIONS, final=False)
+        if kind not in TASK_QUESTIONS:
+            return ParsedQuestion(kind, None, confidence)
+        task, share = self._choose(text, embedding, "about", kind, self.tasks, final=True)
+        return ParsedQuestion(kind, task, confidence * share)
 
-    def event_log(self, evidence: Any) -> str:
-        """The ``at <s> <task> done|failed ;`` log the question answerer reads."""
+    def answer(self, question: str, memory_evidence: Any) -> Answer:
+        """Answer ``question`` by running its query on the events memory holds.
+
+        ``memory_evidence`` is an event log string (``"at 3 reach done ; ..."``), a list of
+        ``(seconds, task, succeeded)`` events, or a :class:`cortico.memory.records.Evidence`.
+        """
+        parsed = self.parse_question(question)
+        events = self.events(memory_evidence)
+        names, times, done = [e[1] for e in events], [e[0] for e in events], [e[2] for e in events]
+        return Answer(answer_query(parsed.kind, parsed.task, names, times, done), parsed.confidence, parsed.query)
+
+    def events(self, evidence: Any) -> list[tuple[float, str, bool]]:
+        """``(seconds, task, succeeded)`` of every command the evidence knows of, in order."""
         if isinstance(evidence, str):
-            return evidence.strip()
+            return list(parse_event_log(evidence))
         if hasattr(evidence, "episodes"):  # memory Evidence: one event per command it still knows of
-            evidence = [(e.start, self.task_of_instruction(e.label), e.success) for e in evidence.episodes() if e.label]
-        return " ".join(f"at {int(round(t))} {task} {'done' if ok else 'failed'} ;" for t, task, ok in evidence)
+            return [(e.start, self.task_of_instruction(e.label), e.success) for e in evidence.episodes() if e.label]
+        return [(float(t), str(task), bool(ok)) for t, task, ok in evidence]
 
     def task_of_instruction(self, instruction: str) -> str:
         """The task an instruction (or a task name) asked for: catalogue lookup, else the parser."""
@@ -297,10 +331,22 @@ class LanguageModule:
         return {"examples": len(examples), "trained": trained, "new_words": new_words, "surprise": surprise}
 
     def _refit_probe(self, steps: int = 100) -> None:
-        """Bring the probe up to the replay buffer's commands (which hold every newly learned one)."""
-        texts, targets = _command_targets(self.replay, self.tasks)
-        if self.probe is not None and texts:
-            self.probe.fit(self.sentence_embeddings(texts), {s: targets[s] for s in self.probe.labels}, steps)
+        """Bring the probe up to the replay buffer's commands and questions (which hold every newly learned one)."""
+        if self.probe is not None:
+            self.fit_probe_on(self.probe, self.replay, steps)
+
+    def fit_probe_on(self, probe: CommandProbe, examples: Sequence[Example], steps: int = 300) -> None:
+        """Fit the probe's slots on the commands and questions among ``examples`` (each text embedded once)."""
+        groups = _probe_targets(examples, self.tasks)
+        texts = sorted({text for group, _ in groups for text in group})
+        if not texts:
+            return
+        row = {text: i for i, text in enumerate(texts)}
+        embeddings = self.sentence_embeddings(texts)
+        for group, targets in groups:
+            slots = {s: t for s, t in targets.items() if s in probe.labels}
+            if group and slots:
+                probe.fit(embeddings[[row[text] for text in group]], slots, steps)
 
     def consolidate(self, steps: int = 50) -> int:
         """Idle-time consolidation: replay-only steps from the buffers (through the plain path)."""
@@ -328,6 +374,16 @@ class LanguageModule:
             correct += parsed.task == task and parsed.arguments == {"speed": speed, "repeat": int(repeat)}
             fallback += parsed.source != "trc2"
         return {"accuracy": correct / len(examples), "fallback_rate": fallback / len(examples)}
+
+    def question_accuracy(self, examples: Sequence[Example]) -> dict[str, Any]:
+        """Share of questions ``parse_question`` reads as exactly the right query, overall and per kind."""
+        per_kind: dict[str, list[bool]] = {}
+        for example in examples:
+            correct = self.parse_question(example.input).query == example.output
+            per_kind.setdefault(example.output.split()[0], []).append(correct)
+        every = [c for v in per_kind.values() for c in v]
+        kinds = {k: float(np.mean(v)) for k, v in sorted(per_kind.items())}
+        return {"accuracy": float(np.mean(every)), "per_kind": kinds}
 
     # ------------------------------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
@@ -359,9 +415,18 @@ class LanguageModule:
         if model_type != "trc2":
             raise CheckpointError(f"{directory} holds a {model_type!r} model, not a TRC2 language module")
         try:
+            recorded = json.loads((directory / MODULE_FILE).read_text())
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{directory / MODULE_FILE} is not valid JSON: {error}") from error
+        if recorded.get("revision", 0) != MODULE_REVISION:
+            raise CheckpointError(
+                f"{directory} was trained with module revision {recorded.get('revision', 0)}, this version reads "
+                f"revision {MODULE_REVISION} (questions parsed into queries); retrain it with 'cortico language train'"
+            )
+        try:
             model = TRC2ForCausalLM.from_pretrained(directory)
             tokenizer = PreTrainedTokenizerFast.from_pretrained(directory)
-            settings = ModuleSettings(**json.loads((directory / MODULE_FILE).read_text()))
+            settings = ModuleSettings(**recorded)
             probe = CommandProbe.load(directory)
         except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
             raise CheckpointError(f"{directory} is corrupt or incomplete ({type(error).__name__}: {error})") from error
@@ -398,6 +463,35 @@ def _command_targets(examples: Sequence[Example], tasks: Sequence[str]) -> tuple
     return [text for text, _ in kept], {slot: [s[i] for _, s in kept] for i, slot in enumerate(COMMAND_SLOTS)}
 
 
+QUESTION_SLOTS = ("question", "about")  # the query grammar "<kind> [<task>]": the probe's slot names
+
+
+SlotTargets = tuple[list[str], dict[str, list[str]]]  # texts, and each slot's label for every text
+
+
+def _question_targets(examples: Sequence[Example], tasks: Sequence[str]) -> list[SlotTargets]:
+    """Texts and slot labels of the examples whose output is a query.
+
+    Two groups: every query's kind, then the task of those about one task.
+    """
+    queries = [(e.input, e.output.split()) for e in examples]
+    kept = [
+        (text, parts) for text, parts in queries
+        if parts and parts[0] in EVENT_QUESTIONS
+        and (parts[1:] in ([], [None]) if parts[0] not in TASK_QUESTIONS else len(parts) == 2 and parts[1] in tasks)
+    ]  # fmt: skip
+    about = [(text, parts[1]) for text, parts in kept if len(parts) == 2]
+    return [
+        ([text for text, _ in kept], {"question": [parts[0] for _, parts in kept]}),
+        ([text for text, _ in about], {"about": [task for _, task in about]}),
+    ]
+
+
+def _probe_targets(examples: Sequence[Example], tasks: Sequence[str]) -> list[SlotTargets]:
+    """Every group of ``(texts, slot labels)`` the probe is fitted on: commands, question kinds, question tasks."""
+    return [_command_targets(examples, tasks), *_question_targets(examples, tasks)]
+
+
 def keyword_arguments(text: str) -> dict[str, Any]:
     """Speed and repetition from the grammar's phrases (the fallback path's arguments)."""
     padded = f" {text.lower().strip()} "
@@ -406,19 +500,18 @@ def keyword_arguments(text: str) -> dict[str, Any]:
     return {"speed": speed, "repeat": repeat}
 
 
-def fit_probe(module: LanguageModule, commands: Sequence[Example], seed: int) -> CommandProbe:
-    """The sentence-encoder probe of every command slot, fitted on the training commands (the second expert)."""
-    texts, targets = _command_targets(commands, module.tasks)
-    embeddings = module.sentence_embeddings(texts)
+def fit_probe(module: LanguageModule, examples: Sequence[Example], seed: int) -> CommandProbe:
+    """The sentence-encoder probe of every command and query slot, fitted on training examples (the second expert)."""
+    labels = command_labels(module.tasks) | {"question": EVENT_QUESTIONS, "about": module.tasks}
     torch.manual_seed(seed)
-    probe = CommandProbe(command_labels(module.tasks), embeddings.shape[1])
-    probe.fit(embeddings, targets)
+    probe = CommandProbe(labels, module.text_encoder().dim)
+    module.fit_probe_on(probe, examples)
     return probe
 
 
 def module_tasks(suite: str, seed: int) -> list[LanguageTask]:
-    """The command and event-question families the module is trained on."""
-    return [make_task("commands", seed, suite), make_task("events", seed, suite)]
+    """The command and question families the module is trained on (``MODULE_FAMILIES``)."""
+    return [make_task(family, seed, suite) for family in MODULE_FAMILIES]
 
 
 def train_module(
@@ -433,11 +526,10 @@ def train_module(
     evaluate: bool = True,
     word_dropout: float = WORD_DROPOUT,
 ) -> LanguageModule:
-    """Train a module on the suite's commands and event questions (both at once), checkpointing as it goes.
+    """Train a module on the suite's commands and questions (half a batch each), checkpointing as it goes.
 
-    Commands are trained with ``word_dropout`` (see :func:`drop_words`); event logs never are (every
-    word of a log is evidence). With ``evaluate`` the held-out exact match and parsing accuracy are stored
-    in ``module.json``.
+    Both are trained with ``word_dropout`` (see :func:`drop_words`). With ``evaluate`` the held-out exact
+    match and the parsing accuracy of commands and questions are stored in ``module.json``.
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
@@ -463,29 +555,29 @@ def train_module(
     with bar, torch_threads(1):  # a small model: one thread is as fast, and far faster on a busy machine
         for step in range(start + 1, steps + 1):
             picks = [torch.randint(len(d), (half,), generator=generator) for d in data]
-            commands, events = (d.select(p) for d, p in zip(data, picks))
-            commands = drop_words(commands, word_dropout, tokenizer.unk_token_id, generator)
-            loss = learner.step(concatenate([commands, events]))
+            batch = concatenate([d.select(p) for d, p in zip(data, picks)])
+            loss = learner.step(drop_words(batch, word_dropout, tokenizer.unk_token_id, generator))
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % checkpoint_every == 0 and step < steps:
                 save_checkpoint(checkpoint, model=model, optimizer=learner.optimizer, step=step, generator=generator)
     replay = [e for t in tasks for e in t.splits["train"][: config.buffer_size // len(tasks)]]
-    module = LanguageModule(model.eval(), tokenizer, ModuleSettings(suite=suite, seed=seed), replay)
-    commands, events = tasks
+    settings = ModuleSettings(suite=suite, seed=seed, revision=MODULE_REVISION)
+    module = LanguageModule(model.eval(), tokenizer, settings, replay)
+    commands, questions = tasks
     with torch_threads(1):
-        module.probe = fit_probe(module, commands.splits["train"], seed)
+        module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"]], seed)
     if evaluate:
         module.settings.metrics = {
             "steps": steps,
             "word_dropout": word_dropout,
             "tokenizer": TOKENIZER_KIND,
-            "revision": TRAINING_REVISION,
             "probe_slots": list(module.probe.labels),
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
-            "events_exact_match": module.evaluate(events)["test"],
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),
             "parse_held_out_paraphrases": module.parse_accuracy(commands.splits["novel"]),
+            "questions_held_out_combinations": module.question_accuracy(questions.splits["test"]),
+            "questions_held_out_paraphrases": module.question_accuracy(questions.splits["novel"]),
         }
     module.save(out)
     shutil.rmtree(checkpoint, ignore_errors=True)

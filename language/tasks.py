@@ -10,13 +10,20 @@ Every example is an ``(input, output)`` text pair; a model reads ``[BOS] input [
   ``"do X and then Y"`` -> the sequence of tasks;
 - ``permuted``: the commands task with its input words renamed by a fixed permutation (a new "dialect").
 
-No input appears in two splits of the same task. The ``commands`` family also has a ``novel`` split whose
-core phrase is a catalogue paraphrase held out of training (word-level generalisation).
+The language module is also trained on a fifth family, outside the continual benchmark:
+
+- ``questions``: a question about the session in everyday words -> its query ``"<kind> [<task>]"``, e.g.
+  ``"at what second did you open the drawer"`` -> ``"when drawer-open"``; the agent runs the query on
+  the events its memory holds (:func:`answer_query`) instead of generating the answer.
+
+No input appears in two splits of the same task. The ``commands`` and ``questions`` families also have a
+``novel`` split whose phrasing is held out of training: a catalogue paraphrase of the task, and for
+questions a question template too (word-level generalisation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +31,8 @@ import numpy as np
 from cortico.envs.task_catalog import SUITES, TASKS
 from cortico.registry import UnknownNameError
 
-FAMILIES = ("commands", "events", "compositional", "permuted")
+FAMILIES = ("commands", "events", "compositional", "permuted")  # the continual benchmark's task families
+MODULE_FAMILIES = ("commands", "questions")  # what the agent's language module is trained on
 SPLITS = ("train", "validation", "test")
 
 PREFIXES = (
@@ -44,6 +52,62 @@ REPEATS: dict[int, tuple[str, ...]] = {
 }
 NONCE_VERBS = ("dax", "blick", "wug", "fep", "zup", "kiki", "lorp", "tove")
 EVENT_QUESTIONS = ("first", "last", "after", "count", "did", "succeeded", "when")
+TASK_QUESTIONS = ("after", "did", "succeeded", "when")  # the question kinds that ask about one task
+# Everyday phrasings of each question kind; ``{task}`` is a catalogue instruction (or the task's name).
+# The last template of each kind is held out of training (the questions family's ``novel`` split).
+QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "first": (
+        "what did the robot do first",
+        "what was the first thing you did",
+        "which task came first",
+        "what did you start with",
+        "what was your first task",
+    ),
+    "last": (
+        "what did the robot do last",
+        "what was the last thing you did",
+        "which task came last",
+        "what did you do most recently",
+        "what was your latest task",
+    ),
+    "after": (
+        "what did the robot do after {task}",
+        "what did you do after you were told to {task}",
+        "what came after {task}",
+        "what was next after the command to {task}",
+        "what followed {task}",
+    ),
+    "count": (
+        "how many tasks did the robot finish",
+        "how many tasks have you completed",
+        "how many commands did you carry out successfully",
+        "how many of your tasks succeeded",
+        "how many things did you get done",
+    ),
+    "did": (
+        "did the robot {task}",
+        "were you asked to {task}",
+        "did you try to {task}",
+        "have you been told to {task}",
+        "was there a command to {task}",
+    ),
+    "succeeded": (
+        "did {task} succeed",
+        "did you manage to {task}",
+        "were you able to {task}",
+        "did it work when you tried to {task}",
+        "did you succeed at the command to {task}",
+    ),
+    "when": (
+        "when did the robot {task}",
+        "at what second did you {task}",
+        "when were you told to {task}",
+        "what time did you {task}",
+        "at which second were you asked to {task}",
+    ),
+}
+QUESTION_PREFIXES = ("", "", "robot ,", "tell me ,", "hey robot ,", "quick question :", "so ,")
+QUESTION_SUFFIXES = ("", "", "so far", "today", "in this session", "until now", "please")
 MIN_LOG_SECONDS, MAX_LOG_SECONDS = 5, 300  # the span of an event log's session seconds
 
 
@@ -95,7 +159,7 @@ def events_example(rng: np.random.Generator, tasks: tuple[str, ...]) -> Example:
     span = int(np.exp(rng.uniform(np.log(MIN_LOG_SECONDS), np.log(MAX_LOG_SECONDS))))
     times = np.sort(rng.integers(0, span + 1, size=count))
     done = rng.random(count) < 0.7
-    log = " ".join(f"at {t} {n} {'done' if d else 'failed'} ;" for t, n, d in zip(times, names, done))
+    log = format_event_log(zip(times, names, done))
     kind = _pick(rng, EVENT_QUESTIONS)
     unique = [n for n in names if names.count(n) == 1]
     asked = None
@@ -112,38 +176,105 @@ def events_example(rng: np.random.Generator, tasks: tuple[str, ...]) -> Example:
     return Example(_join(log, f"question : {question} ?"), answer)
 
 
+def format_event_log(events: Iterable[tuple[float, str, bool]]) -> str:
+    """``(seconds, task, succeeded)`` events as the log text ``"at <s> <task> done|failed ;"`` (whole seconds)."""
+    return " ".join(f"at {int(round(t))} {task} {'done' if ok else 'failed'} ;" for t, task, ok in events)
+
+
+def parse_event_log(log: str) -> list[tuple[int, str, bool]]:
+    """The events of a log written by :func:`format_event_log`; a malformed entry is named in the error."""
+    events = []
+    for entry in (e.strip() for e in log.split(";")):
+        if not entry:
+            continue
+        parts = entry.split()
+        if len(parts) != 4 or parts[0] != "at" or not parts[1].isdigit() or parts[3] not in ("done", "failed"):
+            raise ValueError(f"malformed event {entry!r}; expected 'at <seconds> <task> done|failed ;'")
+        events.append((int(parts[1]), parts[2], parts[3] == "done"))
+    return events
+
+
+def answer_query(kind: str, asked: str | None, names: list[str], times: Sequence[float], done: Sequence[bool]) -> str:
+    """The true answer to a question of ``kind`` (see ``EVENT_QUESTIONS``) about the events so far.
+
+    ``names``, ``times`` and ``done`` describe the events in order. A question about a task that occurs
+    more than once is about its first occurrence; one about a task that never occurred, or asked before
+    anything happened, gets a sentence saying so.
+    """
+    if kind not in EVENT_QUESTIONS:
+        raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(EVENT_QUESTIONS)}")
+    if kind in TASK_QUESTIONS and asked is None:
+        raise ValueError(f"a {kind!r} question needs the task it asks about")
+    if kind == "count":
+        return str(int(sum(bool(d) for d in done)))
+    if kind == "did":
+        return "yes" if asked in names else "no"
+    if not names:
+        return "nothing yet"
+    if kind == "first":
+        return names[0]
+    if kind == "last":
+        return names[-1]
+    if asked not in names:
+        return f"the robot did not {asked}"
+    index = names.index(asked)
+    if kind == "after":
+        return names[index + 1] if index + 1 < len(names) else f"nothing after {asked} yet"
+    if kind == "succeeded":
+        return "yes" if done[index] else "no"
+    return str(int(round(times[index])))  # when: whole seconds, as the event log writes them
+
+
 def event_question(
     kind: str, names: list[str], times: Sequence[float], done: Sequence[bool], asked: str | None = None
 ) -> tuple[str, str]:
-    """A question of ``kind`` (see ``EVENT_QUESTIONS``) about an event log, and its true answer.
+    """A question of ``kind`` in its canonical wording about an event log, and its true answer.
 
-    ``names``, ``times`` and ``done`` describe the events in order; ``after``, ``did``, ``succeeded`` and
-    ``when`` ask about the task ``asked`` (for ``after`` and ``succeeded`` it must occur once; ``when``
-    answers its first occurrence).
+    Only unambiguous questions are made: ``after`` and ``succeeded`` need a task that occurs once
+    (``after`` not the last event), ``when`` one that occurs.
     """
-    if kind in ("after", "did", "succeeded", "when") and asked is None:
-        raise ValueError(f"a {kind!r} question needs the task it asks about")
     if kind == "when" and asked not in names:
         raise ValueError(f"{asked!r} is not in the event log")
     if kind in ("after", "succeeded") and names.count(asked) != 1:
         raise ValueError(f"a {kind!r} question needs a task that occurs once in the log; {asked!r} does not")
-    if kind == "after":
-        if names.index(asked) == len(names) - 1:
-            raise ValueError(f"nothing came after {asked!r}, the last event")
-        return f"what did the robot do after {asked}", names[names.index(asked) + 1]
-    if kind == "first":
-        return "what did the robot do first", names[0]
-    if kind == "last":
-        return "what did the robot do last", names[-1]
-    if kind == "count":
-        return "how many tasks did the robot finish", str(int(sum(bool(d) for d in done)))
-    if kind == "did":
-        return f"did the robot {asked}", "yes" if asked in names else "no"
-    if kind == "succeeded":
-        return f"did {asked} succeed", "yes" if done[names.index(asked)] else "no"
-    if kind == "when":
-        return f"when did the robot {asked}", str(int(times[names.index(asked)]))
-    raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(EVENT_QUESTIONS)}")
+    if kind == "after" and names.index(asked) == len(names) - 1:
+        raise ValueError(f"nothing came after {asked!r}, the last event")
+    answer = answer_query(kind, asked, names, times, done)
+    return question_text(kind, asked), answer
+
+
+def question_text(
+    kind: str, asked: str | None = None, rng: np.random.Generator | None = None, novel: bool = False
+) -> str:
+    """A question of ``kind`` about task ``asked``.
+
+    Without ``rng`` the canonical wording (first template, the task's name); with it a training phrasing
+    drawn at random, or with ``novel`` the held-out one.
+    """
+    if kind not in QUESTION_TEMPLATES:
+        raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(EVENT_QUESTIONS)}")
+    templates = QUESTION_TEMPLATES[kind]
+    if rng is None:
+        template, phrase = templates[0], asked
+    elif novel:
+        template, phrase = templates[-1], asked and held_out_core(asked)
+    else:
+        template = _pick(rng, templates[:-1])
+        phrase = asked and _pick(rng, (asked, *training_instructions(asked)))
+    return template.format(task=phrase)
+
+
+def query_text(kind: str, asked: str | None = None) -> str:
+    """The canonical query a question is parsed into: ``"<kind>"`` or ``"<kind> <task>"``."""
+    return f"{kind} {asked}" if kind in TASK_QUESTIONS else kind
+
+
+def question_example(rng: np.random.Generator, tasks: tuple[str, ...], novel: bool = False) -> Example:
+    """A question about the session in everyday words and its query."""
+    kind = _pick(rng, EVENT_QUESTIONS)
+    asked = _pick(rng, tasks) if kind in TASK_QUESTIONS else None
+    text = _join(_pick(rng, QUESTION_PREFIXES), question_text(kind, asked, rng, novel), _pick(rng, QUESTION_SUFFIXES))
+    return Example(text, query_text(kind, asked))
 
 
 def nonce_meanings(tasks: tuple[str, ...], seed: int) -> dict[str, tuple[str, str]]:
@@ -213,18 +344,25 @@ def make_task(
     suite: str = "mt10",
     sizes: dict[str, int] | None = None,
 ) -> LanguageTask:
-    """Generate ``family``'s splits for ``seed``; inputs are unique across splits."""
-    if family not in FAMILIES:
-        raise UnknownNameError(f"unknown language task family {family!r}; available: {', '.join(FAMILIES)}")
+    """Generate ``family``'s splits for ``seed``; inputs are unique across splits.
+
+    Within a split inputs are unique too, except in the questions family's training split: a question
+    without a task has only a few hundred wordings, and repeating them keeps the kinds balanced.
+    """
+    known = (*FAMILIES, "questions")
+    if family not in known:
+        raise UnknownNameError(f"unknown language task family {family!r}; available: {', '.join(known)}")
     if suite not in SUITES:
         raise UnknownNameError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
     tasks = SUITES[suite]
     sizes = {"train": 3000, "validation": 200, "test": 400} | (sizes or {})
-    rng = np.random.default_rng([seed, FAMILIES.index(family)])
+    rng = np.random.default_rng([seed, known.index(family)])
     meanings = nonce_meanings(tasks, seed)
     permutation = word_permutation(tasks, seed)
 
     def draw() -> Example:
+        if family == "questions":
+            return question_example(rng, tasks)
         if family == "events":
             return events_example(rng, tasks)
         if family == "compositional":
@@ -236,20 +374,26 @@ def make_task(
 
     splits: dict[str, list[Example]] = {}
     seen: set[str] = set()
+    train_inputs: set[str] = set()
     for split in ("test", "validation", "train"):  # held-out splits first, so they are never crowded out
         items: list[Example] = []
         attempts = 0
         while len(items) < sizes[split] and attempts < 50 * sizes[split] + 1000:
             attempts += 1
             example = draw()
-            if example.input in seen:
+            repeats_allowed = family == "questions" and split == "train" and example.input in train_inputs
+            if example.input in seen and not repeats_allowed:
                 continue
             seen.add(example.input)
             items.append(example)
+            if split == "train":
+                train_inputs.add(example.input)
         splits[split] = items
+    novel_rng = np.random.default_rng([seed, 99])
     if family == "commands":
-        novel_rng = np.random.default_rng([seed, 99])
         splits["novel"] = [command_example(novel_rng, tasks, novel=True) for _ in range(sizes["test"])]
+    if family == "questions":
+        splits["novel"] = [question_example(novel_rng, tasks, novel=True) for _ in range(sizes["test"])]
     return LanguageTask(name=family, family=family, splits=splits)
 
 

@@ -15,7 +15,6 @@ two words (``##ing``, ``##ed``). The same corpus always gives the same ids, so a
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
@@ -90,9 +89,3 @@ def encode_prompt(tokenizer: PreTrainedTokenizerFast, text: str, max_words: int 
     if unknown:
         logger.debug("%d of %d words of %r are unknown to the tokenizer", unknown, len(ids), text)
     return [tokenizer.bos_token_id, *ids, tokenizer.sep_token_id]
-
-
-def decode_words(tokenizer: PreTrainedTokenizerFast, ids: Iterable[int]) -> str:
-    """Text of generated ids (special tokens dropped), with ``drawer - open`` joined back to ``drawer-open``."""
-    text = tokenizer.decode(list(ids), skip_special_tokens=True)
-    return re.sub(r"\s*-\s*", "-", text).strip()

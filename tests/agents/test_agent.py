@@ -108,10 +108,11 @@ def test_a_two_command_session_answers_about_the_first_after_the_second(
     evidence = agent.snapshot()
     recalled = evidence.episodes()
     assert [e.label for e in recalled] == names and all(e.success for e in recalled)
-    log = answering_module.event_log(evidence)
-    assert log == f"at 1 drawer-open done ; at {times[1]} button-press-topdown done ;"
+    events = answering_module.events(evidence)
+    assert [(round(t), task, ok) for t, task, ok in events] == list(zip(times, names, [True, True]))
     answer = agent.ask("what did the robot do first?")
     assert answer.recalled[0][1] == "drawer-open" and answer.asked_at == agent.session_time
+    assert answer.query == "first" and answer.text == "drawer-open"
 
 
 def test_bad_input_gets_a_clear_answer_and_no_motion(answering_module: LanguageModule, text_encoder) -> None:  # noqa: ANN001
