@@ -169,9 +169,9 @@ def _evaluate(run: Path, config: DemoConfig, folder: Path) -> dict[str, Any]:
 
 
 def _language_module(folder: Path, config: DemoConfig) -> Path:
-    from cortico.language.module import train_module
+    from cortico.language.module import is_current_module, train_module
 
-    if not (folder / "module.json").is_file():
+    if not is_current_module(folder):  # none yet, or one an earlier version trained
         train_module(folder, steps=config.language_steps, seed=config.seed, evaluate=False)
     return folder
 

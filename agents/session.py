@@ -195,7 +195,7 @@ class QuestionPlan:
                 if not candidates:
                     continue
                 asked = str(rng.choice(candidates))
-            question = question_text(kind, asked, rng, novel=True) if self.held_out else question_text(kind, asked)
+            question = question_text(kind, asked, rng, "test") if self.held_out else question_text(kind, asked)
             return kind, question, answer_query(kind, asked, names, times, done)
         return None
 
@@ -259,9 +259,9 @@ def run_with_questions(
 
 
 def answer_accuracy(scored: list[ScoredAnswer]) -> dict[str, Any]:
-    """Exact-match accuracy overall and per question kind."""
+    """Exact-match accuracy overall and per question kind, and each wrong answer with what it was read as."""
     if not scored:
-        return {"questions": 0, "accuracy": None, "per_kind": {}}
+        return {"questions": 0, "accuracy": None, "per_kind": {}, "wrong": []}
     kinds: dict[str, list[bool]] = {}
     for item in scored:
         kinds.setdefault(item.kind, []).append(item.correct)
@@ -269,6 +269,11 @@ def answer_accuracy(scored: list[ScoredAnswer]) -> dict[str, Any]:
         "questions": len(scored),
         "accuracy": float(np.mean([s.correct for s in scored])),
         "per_kind": {k: {"questions": len(v), "accuracy": float(np.mean(v))} for k, v in sorted(kinds.items())},
+        "wrong": [
+            {"question": s.answer.question, "query": s.answer.query, "answer": s.answer.text, "truth": s.truth}
+            for s in scored
+            if not s.correct
+        ],
     }
 
 

@@ -69,13 +69,13 @@ def main() -> int:
     from cortico.atomic import write_json_atomic
     from cortico.envs.dataset.index import software_versions
     from cortico.envs.task_catalog import SUITES
-    from cortico.language.module import train_module
+    from cortico.language.module import is_current_module, train_module
     from cortico.language.tasks import held_out_core
 
     language = args.language
     if language is None:
         language = args.workdir / "language"
-        if not (language / "module.json").is_file():
+        if not is_current_module(language):
             train_module(language, steps=args.language_steps, seed=args.seed)
     results: dict[str, object] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -60,6 +60,7 @@ REPLAY_FILE = "replay.jsonl"
 # answered by generation); older module folders are refused with a request to retrain.
 MODULE_REVISION = 4
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
+QUESTION_WEIGHTS = (1.0, 0.5, 0.25, 0.0)  # TRC2's weights against the probe tried on held-out question wordings
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class ModuleSettings:
     seed: int = 0
     confidence_threshold: float = 0.6  # below it, a command goes to the nearest-instruction fallback
     surprise_threshold: float = 0.3  # online learning trains on examples whose loss (nats/token) is above it
+    question_trc2_weight: float = 1.0  # TRC2's weight against the probe when reading questions (chosen in training)
     online_learning_rate: float = 1e-3
     revision: int = 0  # the MODULE_REVISION it was trained with (0: before revisions were recorded)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -200,15 +202,23 @@ class LanguageModule:
         return self.sentence_embeddings([text]) if self.probe is not None else None
 
     def _choose(
-        self, text: str, embedding: torch.Tensor | None, slot: str, prefix: str, options: Sequence[str], final: bool
+        self,
+        text: str,
+        embedding: torch.Tensor | None,
+        slot: str,
+        prefix: str,
+        options: Sequence[str],
+        final: bool,
+        weight: float = 1.0,
     ) -> tuple[str, float]:
         """One grammar slot: the option with the highest TRC2 x probe probability after ``prefix``, and its share.
 
-        TRC2 scores ``prefix option`` after ``text`` (with EOS when ``final``); the probe adds its
-        log-probabilities when it has the slot.
+        TRC2 scores ``prefix option`` after ``text`` (with EOS when ``final``), its log-probabilities
+        times ``weight`` (below 1 it is trusted less than the probe; 0 leaves the probe alone); the probe
+        adds its log-probabilities when it has the slot.
         """
         rows = [Example(text, f"{prefix} {option}".strip()) for option in options]
-        scores = answer_log_probs(self.model, self.encode(rows), final=final)[0]
+        scores = weight * answer_log_probs(self.model, self.encode(rows), final=final)[0]
         if embedding is not None and slot in self.probe.labels:
             scores = scores + self.probe.log_probs(embedding, slot)[0]
         shares = scores.softmax(0)
@@ -244,10 +254,11 @@ class LanguageModule:
             raise ValueError("the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'")
         text = question.strip().rstrip("?").strip()
         embedding = self._probe_embedding(text)
-        kind, confidence = self._choose(text, embedding, "question", "", EVENT_QUESTIONS, final=False)
+        weight = self.settings.question_trc2_weight
+        kind, confidence = self._choose(text, embedding, "question", "", EVENT_QUESTIONS, final=False, weight=weight)
         if kind not in TASK_QUESTIONS:
             return ParsedQuestion(kind, None, confidence)
-        task, share = self._choose(text, embedding, "about", kind, self.tasks, final=True)
+        task, share = self._choose(text, embedding, "about", kind, self.tasks, final=True, weight=weight)
         return ParsedQuestion(kind, task, confidence * share)
 
     def answer(self, question: str, memory_evidence: Any) -> Answer:
@@ -375,6 +386,22 @@ class LanguageModule:
             fallback += parsed.source != "trc2"
         return {"accuracy": correct / len(examples), "fallback_rate": fallback / len(examples)}
 
+    def choose_question_weight(
+        self, examples: Sequence[Example], weights: Sequence[float] = QUESTION_WEIGHTS
+    ) -> dict[str, float]:
+        """Set ``question_trc2_weight`` to the weight that reads ``examples`` best (the first of equals).
+
+        TRC2 is trained from scratch and is overconfident on wordings it never saw, where the sentence
+        encoder's probe is not; the examples should be such wordings (the ``novel_validation`` split).
+        Returns each weight's accuracy.
+        """
+        accuracy = {}
+        for weight in weights:
+            self.settings.question_trc2_weight = weight
+            accuracy[str(weight)] = self.question_accuracy(examples)["accuracy"]
+        self.settings.question_trc2_weight = float(max(weights, key=lambda w: accuracy[str(w)]))
+        return accuracy
+
     def question_accuracy(self, examples: Sequence[Example]) -> dict[str, Any]:
         """Share of questions ``parse_question`` reads as exactly the right query, overall and per kind."""
         per_kind: dict[str, list[bool]] = {}
@@ -414,10 +441,7 @@ class LanguageModule:
             raise CheckpointError(f"{config_path} is not valid JSON: {error}") from error
         if model_type != "trc2":
             raise CheckpointError(f"{directory} holds a {model_type!r} model, not a TRC2 language module")
-        try:
-            recorded = json.loads((directory / MODULE_FILE).read_text())
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"{directory / MODULE_FILE} is not valid JSON: {error}") from error
+        recorded = _module_settings(directory)
         if recorded.get("revision", 0) != MODULE_REVISION:
             raise CheckpointError(
                 f"{directory} was trained with module revision {recorded.get('revision', 0)}, this version reads "
@@ -436,6 +460,24 @@ class LanguageModule:
                 Example(**json.loads(line)) for line in (directory / REPLAY_FILE).read_text().splitlines() if line
             ]
         return cls(model, tokenizer, settings, replay, text_encoder, probe)
+
+
+def _module_settings(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / MODULE_FILE).read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{directory / MODULE_FILE} is not valid JSON: {error}") from error
+
+
+def is_current_module(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a module this version reads (trained with ``MODULE_REVISION``)."""
+    directory = Path(directory)
+    if not (directory / MODULE_FILE).is_file():
+        return False
+    try:
+        return _module_settings(directory).get("revision", 0) == MODULE_REVISION
+    except CheckpointError:
+        return False
 
 
 def _inputs(data: Encoded) -> dict[str, torch.Tensor]:
@@ -567,6 +609,7 @@ def train_module(
     commands, questions = tasks
     with torch_threads(1):
         module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"]], seed)
+        weights = module.choose_question_weight(questions.splits["novel_validation"])
     if evaluate:
         module.settings.metrics = {
             "steps": steps,
@@ -576,6 +619,7 @@ def train_module(
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),
             "parse_held_out_paraphrases": module.parse_accuracy(commands.splits["novel"]),
+            "question_weight_on_validation_wordings": weights,
             "questions_held_out_combinations": module.question_accuracy(questions.splits["test"]),
             "questions_held_out_paraphrases": module.question_accuracy(questions.splits["novel"]),
         }

@@ -4,7 +4,8 @@ Accepted lines (one JSON object each; blank lines and ``#`` comments are skipped
 
 - ``{"text": "dax the drawer", "task": "drawer-open", "arguments": {"speed": "slow", "repeat": 2}}``
   (a command; ``arguments`` optional, defaults ``normal`` / ``1``);
-- ``{"log": "at 3 reach done ;", "question": "what did the robot do first ?", "answer": "reach"}``;
+- ``{"question": "at what point did you open the drawer", "kind": "when", "task": "drawer-open"}`` (a
+  new wording of a question; ``kind`` one of ``EVENT_QUESTIONS``, ``task`` for the kinds about one task);
 - ``{"input": "...", "output": "..."}`` (a raw text pair).
 
 A malformed line is reported with its line number; the good lines are still read.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cortico.envs.task_catalog import TASKS
-from cortico.language.tasks import SPEEDS, Example
+from cortico.language.tasks import EVENT_QUESTIONS, SPEEDS, TASK_QUESTIONS, Example, query_text
 
 
 @dataclass(frozen=True)
@@ -51,17 +52,21 @@ def parse_line(row: object) -> Example:
             raise ValueError(f'"repeat" must be an integer from 1 to 9, got {repeat!r}')
         return Example(text.strip(), f"{task} {speed} {repeat}")
     if "question" in row:
-        log, question, answer = row.get("log"), row.get("question"), row.get("answer")
-        if not all(isinstance(v, str) and v.strip() for v in (log, question, answer)):
-            raise ValueError('"log", "question" and "answer" must be non-empty strings')
-        return Example(f"{log.strip()} question : {question.strip().rstrip('?').strip()} ?", answer.strip())
+        question, kind, task = row.get("question"), row.get("kind"), row.get("task")
+        if not isinstance(question, str) or not question.strip().rstrip("?").strip():
+            raise ValueError('"question" must be a non-empty string')
+        if kind not in EVENT_QUESTIONS:
+            raise ValueError(f'"kind" must be one of {", ".join(EVENT_QUESTIONS)}, got {kind!r}')
+        if kind in TASK_QUESTIONS and task not in TASKS:
+            raise ValueError(f'a {kind!r} question needs "task", one of the catalogue tasks; got {task!r}')
+        return Example(question.strip().rstrip("?").strip(), query_text(kind, task))
     if "input" in row:
         source, target = row.get("input"), row.get("output")
         if not all(isinstance(v, str) and v.strip() for v in (source, target)):
             raise ValueError('"input" and "output" must be non-empty strings')
         return Example(source.strip(), target.strip())
     raise ValueError(
-        'expected a command {"text", "task"}, a question {"log", "question", "answer"} or a pair {"input", "output"}'
+        'expected a command {"text", "task"}, a question {"question", "kind", "task"} or a pair {"input", "output"}'
     )
 
 

@@ -18,7 +18,8 @@ The language module is also trained on a fifth family, outside the continual ben
 
 No input appears in two splits of the same task. The ``commands`` and ``questions`` families also have a
 ``novel`` split whose phrasing is held out of training: a catalogue paraphrase of the task, and for
-questions a question template too (word-level generalisation).
+questions a question template too (word-level generalisation). Questions also have a
+``novel_validation`` split with a second held-out template, to tune on without touching the test.
 """
 
 from __future__ import annotations
@@ -54,13 +55,17 @@ NONCE_VERBS = ("dax", "blick", "wug", "fep", "zup", "kiki", "lorp", "tove")
 EVENT_QUESTIONS = ("first", "last", "after", "count", "did", "succeeded", "when")
 TASK_QUESTIONS = ("after", "did", "succeeded", "when")  # the question kinds that ask about one task
 # Everyday phrasings of each question kind; ``{task}`` is a catalogue instruction (or the task's name).
-# The last template of each kind is held out of training (the questions family's ``novel`` split).
+# The last two templates of each kind are never trained on: the second to last words the questions
+# family's ``novel_validation`` split (where the module chooses how much to trust each expert), the last
+# its ``novel`` split (the test).
 QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "first": (
         "what did the robot do first",
         "what was the first thing you did",
         "which task came first",
         "what did you start with",
+        "which command did you get first",
+        "what was your opening task",
         "what was your first task",
     ),
     "last": (
@@ -68,6 +73,8 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "what was the last thing you did",
         "which task came last",
         "what did you do most recently",
+        "what is the newest thing you did",
+        "which command came most recently",
         "what was your latest task",
     ),
     "after": (
@@ -75,6 +82,8 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "what did you do after you were told to {task}",
         "what came after {task}",
         "what was next after the command to {task}",
+        "once you had been asked to {task} , what did you do next",
+        "which task came right after {task}",
         "what followed {task}",
     ),
     "count": (
@@ -82,6 +91,8 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "how many tasks have you completed",
         "how many commands did you carry out successfully",
         "how many of your tasks succeeded",
+        "what number of tasks went well",
+        "count the tasks you got right",
         "how many things did you get done",
     ),
     "did": (
@@ -89,6 +100,8 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "were you asked to {task}",
         "did you try to {task}",
         "have you been told to {task}",
+        "did anybody ask you to {task}",
+        "has anyone wanted you to {task}",
         "was there a command to {task}",
     ),
     "succeeded": (
@@ -96,6 +109,8 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "did you manage to {task}",
         "were you able to {task}",
         "did it work when you tried to {task}",
+        "was your attempt to {task} a success",
+        "did you pull it off when asked to {task}",
         "did you succeed at the command to {task}",
     ),
     "when": (
@@ -103,9 +118,12 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "at what second did you {task}",
         "when were you told to {task}",
         "what time did you {task}",
+        "how many seconds into the session did you {task}",
+        "at which moment did you start to {task}",
         "at which second were you asked to {task}",
     ),
 }
+HELD_OUT_WORDINGS = ("validation", "test")  # which held-out template: QUESTION_TEMPLATES[kind][-2] or [-1]
 QUESTION_PREFIXES = ("", "", "robot ,", "tell me ,", "hey robot ,", "quick question :", "so ,")
 QUESTION_SUFFIXES = ("", "", "so far", "today", "in this session", "until now", "please")
 MIN_LOG_SECONDS, MAX_LOG_SECONDS = 5, 300  # the span of an event log's session seconds
@@ -244,24 +262,25 @@ def event_question(
 
 
 def question_text(
-    kind: str, asked: str | None = None, rng: np.random.Generator | None = None, novel: bool = False
+    kind: str, asked: str | None = None, rng: np.random.Generator | None = None, held_out: str | None = None
 ) -> str:
     """A question of ``kind`` about task ``asked``.
 
-    Without ``rng`` the canonical wording (first template, the task's name); with it a training phrasing
-    drawn at random, or with ``novel`` the held-out one.
+    Without ``rng`` the canonical wording (first template, the task's name); with it a training wording
+    drawn at random. ``held_out="validation"`` uses the kind's validation template (the task worded as in
+    training), ``held_out="test"`` its test template and the task's held-out catalogue paraphrase.
     """
     if kind not in QUESTION_TEMPLATES:
         raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(EVENT_QUESTIONS)}")
+    if held_out is not None and held_out not in HELD_OUT_WORDINGS:
+        raise ValueError(f"held_out must be one of {', '.join(HELD_OUT_WORDINGS)} or None, got {held_out!r}")
     templates = QUESTION_TEMPLATES[kind]
     if rng is None:
-        template, phrase = templates[0], asked
-    elif novel:
-        template, phrase = templates[-1], asked and held_out_core(asked)
-    else:
-        template = _pick(rng, templates[:-1])
-        phrase = asked and _pick(rng, (asked, *training_instructions(asked)))
-    return template.format(task=phrase)
+        return templates[0].format(task=asked)
+    if held_out == "test":
+        return templates[-1].format(task=asked and held_out_core(asked))
+    template = templates[-2] if held_out == "validation" else _pick(rng, templates[:-2])
+    return template.format(task=asked and _pick(rng, (asked, *training_instructions(asked))))
 
 
 def query_text(kind: str, asked: str | None = None) -> str:
@@ -269,11 +288,12 @@ def query_text(kind: str, asked: str | None = None) -> str:
     return f"{kind} {asked}" if kind in TASK_QUESTIONS else kind
 
 
-def question_example(rng: np.random.Generator, tasks: tuple[str, ...], novel: bool = False) -> Example:
-    """A question about the session in everyday words and its query."""
+def question_example(rng: np.random.Generator, tasks: tuple[str, ...], held_out: str | None = None) -> Example:
+    """A question about the session in everyday words (a training or a held-out wording) and its query."""
     kind = _pick(rng, EVENT_QUESTIONS)
     asked = _pick(rng, tasks) if kind in TASK_QUESTIONS else None
-    text = _join(_pick(rng, QUESTION_PREFIXES), question_text(kind, asked, rng, novel), _pick(rng, QUESTION_SUFFIXES))
+    wording = question_text(kind, asked, rng, held_out)
+    text = _join(_pick(rng, QUESTION_PREFIXES), wording, _pick(rng, QUESTION_SUFFIXES))
     return Example(text, query_text(kind, asked))
 
 
@@ -393,7 +413,8 @@ def make_task(
     if family == "commands":
         splits["novel"] = [command_example(novel_rng, tasks, novel=True) for _ in range(sizes["test"])]
     if family == "questions":
-        splits["novel"] = [question_example(novel_rng, tasks, novel=True) for _ in range(sizes["test"])]
+        splits["novel_validation"] = [question_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
+        splits["novel"] = [question_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]
     return LanguageTask(name=family, family=family, splits=splits)
 
 

@@ -12,7 +12,7 @@ import pytest
 from cortico.agents.agent import Agent
 from cortico.agents.perceiver import Perceiver
 from cortico.agents.scenes import SimulatorScenes
-from cortico.agents.session import AgentSettings, QuestionPlan, _connect_arm, run_with_questions
+from cortico.agents.session import AgentSettings, QuestionPlan, _connect_arm, answer_accuracy, run_with_questions
 from cortico.language.module import LanguageModule, NearestInstruction
 from cortico.memory.factory import make_memory
 from cortico.policies.expert import SimulatorExpert
@@ -85,6 +85,9 @@ def test_questions_while_acting_see_memory_up_to_now_and_do_not_stall_the_loop(
         tasks = [label for _, label, _ in answer.recalled]
         assert tasks and tasks[0] == "drawer-open"
     assert [label for _, label, _ in during_second[-1].answer.recalled] == ["drawer-open", "button-press-topdown"]
+    summary = answer_accuracy(scored)
+    assert summary["questions"] == len(scored) and len(summary["wrong"]) == sum(not s.correct for s in scored)
+    assert all(w["answer"] != w["truth"] and w["query"] for w in summary["wrong"])
     # the control loop kept going while questions were answered: no frame waited on an answer
     busy = agent.timings.frame_intervals
     assert max(busy) < 1.0, f"a frame waited {max(busy):.2f} s"

@@ -241,15 +241,17 @@ def test_questions_map_everyday_wording_to_queries_and_hold_out_a_wording() -> N
     from cortico.language.tasks import QUESTION_TEMPLATES, held_out_core
 
     task = make_task("questions", 0, "mt10")
-    assert set(task.splits) == {"train", "validation", "test", "novel"}
+    assert set(task.splits) == {"train", "validation", "test", "novel_validation", "novel"}
     train = {e.input for e in task.splits["train"]}
     held = [e.input for split in ("validation", "test") for e in task.splits[split]]
     assert len(set(held)) == len(held) and not train & set(held), "unique across splits"
     kinds = [e.output.split()[0] for e in task.splits["train"]]
     assert min(kinds.count(k) for k in set(kinds)) > 0.06 * len(kinds), "each kind is trained on (uniform: 14%)"
     held_out = [templates[-1].split("{task}")[0] for templates in QUESTION_TEMPLATES.values()]
-    assert not any(h in e.input for e in task.splits["train"] for h in held_out)
+    tuning = [templates[-2].split("{task}")[0] for templates in QUESTION_TEMPLATES.values()]
+    assert not any(h in e.input for e in task.splits["train"] for h in held_out + tuning)
     assert all(any(h in e.input for h in held_out) for e in task.splits["novel"])
+    assert all(any(h in e.input for h in tuning) for e in task.splits["novel_validation"])
     for example in task.splits["novel"]:
         kind, *about = example.output.split()
         if about:

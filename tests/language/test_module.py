@@ -169,17 +169,21 @@ def test_stream_file_reports_bad_lines_by_number_and_keeps_good_ones(tmp_path: P
             "{not json",
             json.dumps({"text": "zup", "task": "fly-away"}),
             "# a comment",
-            json.dumps({"log": "at 3 reach done ;", "question": "what did the robot do first?", "answer": "reach"}),
+            json.dumps({"question": "at what point did you open the drawer?", "kind": "when", "task": "drawer-open"}),
             json.dumps({"text": "go", "task": "reach", "arguments": {"speed": "warp"}}),
             json.dumps({"input": "hello", "output": "reach normal 1"}),
             json.dumps([1, 2]),
+            json.dumps({"question": "what happened at the start", "kind": "first"}),
+            json.dumps({"question": "when did you fly", "kind": "when"}),
+            json.dumps({"question": "why", "kind": "why"}),
         ])
     )  # fmt: skip
     examples, errors = read_stream(stream)
-    assert [e.output for e in examples] == ["drawer-open normal 1", "reach", "reach normal 1"]
-    assert examples[1].input == "at 3 reach done ; question : what did the robot do first ?"
-    assert [e.line for e in errors] == [2, 3, 6, 8]
+    assert [e.output for e in examples] == ["drawer-open normal 1", "when drawer-open", "reach normal 1", "first"]
+    assert examples[1].input == "at what point did you open the drawer"
+    assert [e.line for e in errors] == [2, 3, 6, 8, 10, 11]
     assert "not valid JSON" in str(errors[0]) and "drawer-open" in errors[1].message and "warp" in errors[2].message
+    assert 'needs "task"' in errors[4].message and "first, last" in errors[5].message
     with pytest.raises(FileNotFoundError):
         read_stream(tmp_path / "absent.jsonl")
 
@@ -219,9 +223,13 @@ def test_the_bench_reuses_a_module_only_when_its_recipe_matches(module_copy: Pat
 
 def test_a_module_of_an_earlier_revision_is_refused_with_a_request_to_retrain(module_copy: Path) -> None:
     from cortico.language.bench import finished_module
+    from cortico.language.module import is_current_module
+
+    assert is_current_module(module_copy)
 
     settings = json.loads((module_copy / "module.json").read_text())
     (module_copy / "module.json").write_text(json.dumps(settings | {"revision": 3}))
     with pytest.raises(CheckpointError, match="revision 3.*retrain"):
         LanguageModule.load(module_copy)
+    assert not is_current_module(module_copy) and not is_current_module(module_copy.parent / "nothing")
     assert finished_module(module_copy, 30, seed=0) is None, "the bench trains it again"
