@@ -4,10 +4,15 @@ Tokens: the question (its text embedding), the current frame ("now": the agent a
 every retained memory item (its patch tokens, or its global embedding when fuzzy) with its age and what the
 agent knew about itself then (gripper command, instruction), and every note (pooled embedding, time span,
 gripper changes, success, instruction). A two-layer transformer reads them; each option is scored against
-the pooled result, plus a pointer score: the question attends over the read tokens and each option is
+the pooled result, plus pointer scores: the question attends over the read tokens and each option is
 compared with the text (instruction) of the tokens it attends to, so "which object did you work with two
-tasks ago" can copy the answer from the right memory instead of memorising every pairing. The same model
-with ``use_memory=False`` is the blind bound (question and options only).
+tasks ago" can copy the answer from the right memory instead of memorising every pairing. Two more
+pointers work the same way with other contents of the attended tokens: how many tasks ago the oldest task
+a token covers was (a merged note covers several), so "how many tasks had you finished" is read off the
+oldest memory rather than counted by the transformer; and the token's picture, so "where was the object
+at the start of the previous task" compares each region with the frame the question points at. Each
+pointer has a gate per question. The same model with ``use_memory=False`` is the blind bound (question
+and options only).
 
 The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
 fits the benchmark (the language modules can replace it).
@@ -39,13 +44,15 @@ class ReaderExample:
     answer: int
 
 
-FEATURES = 9  # age, log-age, gripper open, success, gripper changes, duration, tasks ago, time in task, merged
-TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 15
+# age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
+# covers), time in task, merged, tasks ago of the oldest task it covers
+FEATURES = 10
+TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
 
 
-def tasks_ago(features: torch.Tensor) -> torch.Tensor:
+def tasks_ago(features: torch.Tensor, feature: int = TASKS_AGO_FEATURE) -> torch.Tensor:
     """How many tasks before the current one each token is from (an integer, clipped to ``MAX_TASKS_AGO``)."""
-    return (features[..., TASKS_AGO_FEATURE] * 10.0).round().clamp(0, MAX_TASKS_AGO).long()
+    return (features[..., feature] * 10.0).round().clamp(0, MAX_TASKS_AGO).long()
 
 
 def example_from_evidence(
@@ -78,6 +85,7 @@ def example_from_evidence(
                     (current_task - max(numbers)) / 10.0,  # TASKS_AGO_FEATURE
                     float(facts.get("task_time", 0.0)) / AGE_SCALE,
                     float(facts.get("merged", 1)) / 10.0,
+                    (current_task - min(numbers)) / 10.0,  # OLDEST_TASKS_AGO_FEATURE
                 ]
             )
             kinds.append(kind)
@@ -121,25 +129,17 @@ class MemoryReader(nn.Module):
         self.token = nn.Linear(frame_dim + text_dim + FEATURES, width)
         self.kind = nn.Embedding(4, width)
         self.tasks_ago = nn.Embedding(MAX_TASKS_AGO + 1, width)  # categorical: "two tasks ago" is not a slope
+        self.oldest_tasks_ago = nn.Embedding(MAX_TASKS_AGO + 1, width)
         self.question = nn.Linear(text_dim, width)
         layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.option = nn.Linear(text_dim, width)
         self.score_head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Linear(width, 1))
-        # pointer path: which read token the question points at, and how alike an option and its text are
-        self.point_query, self.point_key = nn.Linear(width, width), nn.Linear(width, width)
-        self.text_projection = nn.Linear(text_dim, width)
-        self.pointer_gate = nn.Linear(width, 1)  # per question: how much the pointer counts (0 for regions)
-        nn.init.constant_(self.pointer_gate.bias, -3.0)  # starts nearly off: random projections add noise
-
-    def pointer_scores(self, pooled: torch.Tensor, read: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``(B, 4)``: attention-weighted cosine similarity between each option and the read tokens' texts."""
-        logits = torch.einsum("bw,bnw->bn", self.point_query(pooled), self.point_key(read)) / read.shape[-1] ** 0.5
-        attention = logits.masked_fill(~batch["mask"], float("-inf")).softmax(dim=-1)  # (B, N)
-        texts = F.normalize(self.text_projection(batch["tokens"][..., self.frame_dim :]), dim=-1)  # (B, N, W)
-        options = F.normalize(self.text_projection(batch["options"]), dim=-1)  # (B, 4, W)
-        similarity = torch.einsum("bow,bnw->bon", options, texts)
-        return torch.einsum("bon,bn->bo", similarity, attention)
+        self.text_projection = nn.Linear(text_dim, width)  # instruction texts and options, one space
+        # pointers: which read token the question points at, and how alike each option is to what it holds
+        self.text_pointer = Pointer(width, self.text_projection, self.text_projection)
+        self.count_pointer = Pointer(width, nn.Linear(text_dim, width), self.oldest_tasks_ago)
+        self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits."""
@@ -147,6 +147,7 @@ class MemoryReader(nn.Module):
         if self.use_memory:
             tokens = self.token(torch.cat([batch["tokens"], batch["features"]], dim=-1)) + self.kind(batch["kinds"])
             tokens = tokens + self.tasks_ago(tasks_ago(batch["features"]))
+            tokens = tokens + self.oldest_tasks_ago(tasks_ago(batch["features"], OLDEST_TASKS_AGO_FEATURE))
             sequence = torch.cat([question, tokens], dim=1)
             padding = torch.cat([torch.zeros_like(batch["mask"][:, :1]), ~batch["mask"]], dim=1)
         else:
@@ -157,9 +158,45 @@ class MemoryReader(nn.Module):
         joint = torch.cat([pooled[:, None].expand_as(options), options, pooled[:, None] * options], dim=-1)
         scores = self.score_head(joint).squeeze(-1)
         if self.use_memory:
-            gate = F.softplus(self.pointer_gate(pooled))  # (B, 1), a sharpness >= 0
-            scores = scores + 10.0 * gate * self.pointer_scores(pooled, encoded[:, 1:], batch)
+            read, mask, choices = encoded[:, 1:], batch["mask"], batch["options"]
+            texts = batch["tokens"][..., self.frame_dim :]
+            oldest = tasks_ago(batch["features"], OLDEST_TASKS_AGO_FEATURE)
+            pictures = batch["tokens"][..., : self.frame_dim]
+            for pointer, contents in ((self.text_pointer, texts), (self.count_pointer, oldest),
+                                      (self.picture_pointer, pictures)):  # fmt: skip
+                scores = scores + pointer(pooled, read, mask, contents, choices)
         return scores
+
+
+class Pointer(nn.Module):
+    """Scores options by what the token the question attends to holds (its text, its oldest task, its picture).
+
+    The question's pooled state attends over the read tokens; each option, projected by ``options``, is
+    compared (cosine) with the attended tokens' contents, projected by ``contents``; a gate per question
+    (softplus, starting nearly off) says how much the pointer counts.
+    """
+
+    def __init__(self, width: int, options: nn.Module, contents: nn.Module) -> None:
+        super().__init__()
+        self.query, self.key = nn.Linear(width, width), nn.Linear(width, width)
+        self.options, self.contents = options, contents
+        self.gate = nn.Linear(width, 1)
+        nn.init.constant_(self.gate.bias, -3.0)  # random projections add noise until trained
+
+    def forward(
+        self,
+        pooled: torch.Tensor,
+        read: torch.Tensor,
+        mask: torch.Tensor,
+        contents: torch.Tensor,
+        options: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(B, 4)`` option scores from ``pooled (B, W)``, ``read (B, N, W)``, ``contents (B, N, ...)``."""
+        logits = torch.einsum("bw,bnw->bn", self.query(pooled), self.key(read)) / read.shape[-1] ** 0.5
+        attention = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # (B, N)
+        targets = F.normalize(self.contents(contents), dim=-1)  # (B, N, W)
+        similarity = torch.einsum("bow,bnw->bon", F.normalize(self.options(options), dim=-1), targets)
+        return 10.0 * F.softplus(self.gate(pooled)) * torch.einsum("bon,bn->bo", similarity, attention)
 
 
 def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cortico.memory.reader import FEATURES, MemoryReader, ReaderExample, collate, length_buckets, predict, train_reader
+from cortico.memory.reader import (
+    FEATURES,
+    OLDEST_TASKS_AGO_FEATURE,
+    TASKS_AGO_FEATURE,
+    MemoryReader,
+    ReaderExample,
+    collate,
+    length_buckets,
+    predict,
+    train_reader,
+)
 
 FRAME, TEXT = 8, 16
 
@@ -23,7 +33,7 @@ def _lookup_examples(count: int, seed: int, objects: np.ndarray) -> list[ReaderE
         options = np.concatenate([[answer_object], distractors])
         rng.shuffle(options)
         features = np.zeros((6, FEATURES), np.float32)
-        features[:, 6] = np.arange(6) / 10.0  # tasks ago
+        features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0  # tasks ago
         tokens = np.concatenate([rng.normal(size=(6, FRAME)).astype(np.float32), objects[held]], axis=1)
         examples.append(ReaderExample(
             questions[back - 1], objects[options], tokens, features, np.ones(6, np.int64),
@@ -41,6 +51,63 @@ def test_the_reader_copies_the_answer_from_the_memory_the_question_points_at() -
     accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
     assert np.mean(losses[-20:]) < np.mean(losses[:20])
     assert accuracy > 0.8, accuracy  # chance is 0.25; a reader that ignores which memory is asked gets ~0.5
+
+
+def _count_examples(count: int, seed: int, numbers: np.ndarray) -> list[ReaderExample]:
+    """Memories of random earlier tasks (one may cover several, like a merged note); the answer is how many
+    tasks ago the oldest one began, among four consecutive numbers (so its rank among them says nothing)."""
+    rng = np.random.default_rng(seed)
+    question = np.eye(TEXT, dtype=np.float32)[3]
+    examples = []
+    for _ in range(count):
+        size = int(rng.integers(2, 7))
+        oldest = rng.integers(0, 9, size=size)
+        newest = np.minimum(oldest, rng.integers(0, 3, size=size))  # tasks ago of the newest task covered
+        answer = int(oldest.max())
+        low = answer - int(rng.integers(0, 4))
+        options = np.arange(low, low + 4) % 12
+        features = np.zeros((size, FEATURES), np.float32)
+        features[:, TASKS_AGO_FEATURE], features[:, OLDEST_TASKS_AGO_FEATURE] = newest / 10.0, oldest / 10.0
+        tokens = rng.normal(size=(size, FRAME + TEXT)).astype(np.float32)
+        examples.append(ReaderExample(question, numbers[options], tokens, features, np.full(size, 3),
+                                      int(np.flatnonzero(options == answer % 12)[0])))  # fmt: skip
+    return examples
+
+
+def test_the_reader_reads_how_many_tasks_ago_the_oldest_memory_began() -> None:
+    torch.manual_seed(0)
+    numbers = np.random.default_rng(3).normal(size=(12, TEXT)).astype(np.float32)  # the option texts "0".."11"
+    reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
+    train_reader(reader, _count_examples(600, 1, numbers), steps=400, batch_size=32)
+    test = _count_examples(200, 2, numbers)
+    accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
+    assert accuracy > 0.8, accuracy  # chance is 0.25
+
+
+def _picture_examples(count: int, seed: int, regions: np.ndarray, looks: np.ndarray) -> list[ReaderExample]:
+    """Six memories whose pictures show one of four regions; the question asks what the previous task's showed."""
+    rng = np.random.default_rng(seed)
+    question = np.eye(TEXT, dtype=np.float32)[5]
+    examples = []
+    for _ in range(count):
+        shown = rng.integers(0, 4, size=6)  # the region in the picture of the memory 0..5 tasks ago
+        features = np.zeros((6, FEATURES), np.float32)
+        features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0
+        pictures = looks[shown] + 0.3 * rng.normal(size=(6, FRAME)).astype(np.float32)
+        tokens = np.concatenate([pictures, rng.normal(size=(6, TEXT)).astype(np.float32)], axis=1)
+        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 2), int(shown[1])))
+    return examples
+
+
+def test_the_reader_answers_from_the_picture_of_the_memory_the_question_points_at() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(4)
+    regions, looks = rng.normal(size=(4, TEXT)).astype(np.float32), rng.normal(size=(4, FRAME)).astype(np.float32)
+    reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
+    train_reader(reader, _picture_examples(600, 1, regions, looks), steps=400, batch_size=32)
+    test = _picture_examples(200, 2, regions, looks)
+    accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
+    assert accuracy > 0.8, accuracy  # chance is 0.25; the other memories' pictures are random regions
 
 
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
