@@ -105,8 +105,8 @@ def write_report(
     ]
     agent_rows = [[r["command"], r["task"], r["confidence"], r["parser"], r["status"], r["keyframes"],
                    r["seconds"], r["stop_reason"]] for r in session["results"]]  # fmt: skip
-    answer_rows = [[a["asked_at"], a["during"] or "(after the session)", a["question"], a["text"], a["truth"],
-                    "yes" if a["correct"] else "no", a["confidence"], a["evidence_span"]]
+    answer_rows = [[a["asked_at"], a["during"] or "(after the session)", a["question"], a["query"], a["text"],
+                    a["truth"], "yes" if a["correct"] else "no", a["confidence"], a["evidence_span"]]
                    for a in session["answers"]]  # fmt: skip
     summary = session["summary"]
     questions = summary["questions"]
@@ -132,7 +132,17 @@ def write_report(
         "Questions and answers": f"<p>{questions['questions']} questions, exact-match accuracy {accuracy}; "
         "asked from another thread while the agent acted, then about the whole session.</p>"
         + _table(
-            ["asked at (s)", "during", "question", "answer", "truth", "correct", "confidence", "evidence span (s)"],
+            [
+                "asked at (s)",
+                "during",
+                "question",
+                "read as",
+                "answer",
+                "truth",
+                "correct",
+                "confidence",
+                "evidence span (s)",
+            ],
             answer_rows,
         ),  # fmt: skip
     }

@@ -26,7 +26,8 @@ def test_fast_demo_writes_a_report_with_every_section_and_resumes(tmp_path: Path
     commands = DemoConfig.fast().session_commands()
     assert [r["command"] for r in session["results"]] == commands
     assert session["answers"], "questions were asked"
-    assert all({"question", "text", "truth", "correct", "evidence_span"} <= set(a) for a in session["answers"])
+    assert all({"question", "query", "text", "truth", "correct", "evidence_span"} <= set(a) for a in session["answers"])
+    assert "<th>read as</th>" in html and session["answers"][0]["query"] in html
     assert session["summary"]["memory"]["tokens"] <= DemoConfig.fast().memory_budget
     # index.json of the demos and the checkpoints are reused: a second run only redoes the agent and the report
     again = run_demo(out, DemoConfig.fast())
