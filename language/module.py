@@ -60,7 +60,7 @@ REPLAY_FILE = "replay.jsonl"
 # answered by generation); older module folders are refused with a request to retrain.
 MODULE_REVISION = 4
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
-QUESTION_WEIGHTS = (1.0, 0.5, 0.25, 0.0)  # TRC2's weights against the probe tried on held-out question wordings
+TRC2_WEIGHTS = (1.0, 0.5, 0.25, 0.0)  # TRC2's weights against the probe tried on unseen wordings
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,9 @@ class ModuleSettings:
     seed: int = 0
     confidence_threshold: float = 0.6  # below it, a command goes to the nearest-instruction fallback
     surprise_threshold: float = 0.3  # online learning trains on examples whose loss (nats/token) is above it
-    question_trc2_weight: float = 1.0  # TRC2's weight against the probe when reading questions (chosen in training)
+    # TRC2's weight against the probe when reading commands / questions (chosen after training)
+    command_trc2_weight: float = 1.0
+    question_trc2_weight: float = 1.0
     online_learning_rate: float = 1e-3
     revision: int = 0  # the MODULE_REVISION it was trained with (0: before revisions were recorded)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -186,10 +188,10 @@ class LanguageModule:
         """
         encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
         embedding = self._probe_embedding(text)
-        labels = command_labels(self.tasks)
-        task, task_share = self._choose(text, embedding, "task", "", labels["task"], final=False)
-        speed, speed_share = self._choose(text, embedding, "speed", task, labels["speed"], final=False)
-        repeat, repeat_share = self._choose(text, embedding, "repeat", f"{task} {speed}", labels["repeat"], final=True)
+        labels, w = command_labels(self.tasks), self.settings.command_trc2_weight
+        task, task_share = self._choose(text, embedding, "task", "", labels["task"], final=False, weight=w)
+        speed, speed_share = self._choose(text, embedding, "speed", task, labels["speed"], final=False, weight=w)
+        repeat, repeat_share = self._choose(text, embedding, "repeat", f"{task} {speed}", labels["repeat"], True, w)
         confidence = task_share * speed_share * repeat_share
         parsed = ParsedCommand(task, {"speed": speed, "repeat": int(repeat)}, confidence, "trc2")
         if parsed.confidence >= self.settings.confidence_threshold:
@@ -386,20 +388,22 @@ class LanguageModule:
             fallback += parsed.source != "trc2"
         return {"accuracy": correct / len(examples), "fallback_rate": fallback / len(examples)}
 
-    def choose_question_weight(
-        self, examples: Sequence[Example], weights: Sequence[float] = QUESTION_WEIGHTS
+    def choose_weight(
+        self, what: str, examples: Sequence[Example], weights: Sequence[float] = TRC2_WEIGHTS
     ) -> dict[str, float]:
-        """Set ``question_trc2_weight`` to the weight that reads ``examples`` best (the first of equals).
+        """Set TRC2's weight for ``what`` (``"command"`` or ``"question"``) to the one reading ``examples`` best.
 
-        TRC2 is trained from scratch and is overconfident on wordings it never saw, where the sentence
-        encoder's probe is not; the examples should be such wordings (the ``novel_validation`` split).
-        Returns each weight's accuracy.
+        The first of equal weights wins; returns each weight's accuracy. TRC2 is trained from scratch
+        and is overconfident on wordings it never saw, where the sentence encoder's probe is not; the
+        examples should be such wordings (a ``novel_validation`` split).
         """
+        setting = {"command": "command_trc2_weight", "question": "question_trc2_weight"}[what]
+        score = self.parse_accuracy if what == "command" else self.question_accuracy
         accuracy = {}
         for weight in weights:
-            self.settings.question_trc2_weight = weight
-            accuracy[str(weight)] = self.question_accuracy(examples)["accuracy"]
-        self.settings.question_trc2_weight = float(max(weights, key=lambda w: accuracy[str(w)]))
+            setattr(self.settings, setting, weight)
+            accuracy[str(weight)] = score(examples)["accuracy"]
+        setattr(self.settings, setting, float(max(weights, key=lambda w: accuracy[str(w)])))
         return accuracy
 
     def question_accuracy(self, examples: Sequence[Example]) -> dict[str, Any]:
@@ -609,7 +613,10 @@ def train_module(
     commands, questions = tasks
     with torch_threads(1):
         module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"]], seed)
-        weights = module.choose_question_weight(questions.splits["novel_validation"])
+        weights = {
+            what: module.choose_weight(what, task.splits["novel_validation"])
+            for what, task in (("command", commands), ("question", questions))
+        }
     if evaluate:
         module.settings.metrics = {
             "steps": steps,
@@ -619,7 +626,7 @@ def train_module(
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),
             "parse_held_out_paraphrases": module.parse_accuracy(commands.splits["novel"]),
-            "question_weight_on_validation_wordings": weights,
+            "trc2_weight_on_validation_wordings": weights,
             "questions_held_out_combinations": module.question_accuracy(questions.splits["test"]),
             "questions_held_out_paraphrases": module.question_accuracy(questions.splits["novel"]),
         }

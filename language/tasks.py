@@ -18,8 +18,9 @@ The language module is also trained on a fifth family, outside the continual ben
 
 No input appears in two splits of the same task. The ``commands`` and ``questions`` families also have a
 ``novel`` split whose phrasing is held out of training: a catalogue paraphrase of the task, and for
-questions a question template too (word-level generalisation). Questions also have a
-``novel_validation`` split with a second held-out template, to tune on without touching the test.
+questions a question template too (word-level generalisation). Both also have a ``novel_validation``
+split in yet another unseen wording (a paraphrase in no catalogue, a second held-out template), to tune
+on without touching the test.
 """
 
 from __future__ import annotations
@@ -145,6 +146,23 @@ def _pick(rng: np.random.Generator, options: tuple | list):  # noqa: ANN202
     return options[int(rng.integers(len(options)))]
 
 
+# One more paraphrase per task, in no catalogue and never trained on: the commands family's
+# ``novel_validation`` split, where the module chooses how much to trust each expert without touching the
+# test paraphrases (``held_out_core``).
+VALIDATION_PARAPHRASES: dict[str, str] = {
+    "reach": "bring the gripper over to the goal",
+    "push": "nudge the puck along the table until it sits on the goal",
+    "pick-place": "take the puck and set it down at the goal",
+    "door-open": "get the door open",
+    "drawer-open": "draw the drawer out",
+    "drawer-close": "close the drawer all the way",
+    "button-press-topdown": "jab the button downwards",
+    "peg-insert-side": "fit the peg into the hole in the side of the block",
+    "window-open": "get the window open",
+    "window-close": "get the window closed",
+}
+
+
 def held_out_core(task: str) -> str:
     """The catalogue paraphrase of ``task`` kept out of training (the ``novel`` split's core)."""
     return TASKS[task].instructions[-1]
@@ -155,10 +173,19 @@ def training_instructions(task: str) -> tuple[str, ...]:
     return TASKS[task].instructions[:-1]
 
 
-def command_example(rng: np.random.Generator, tasks: tuple[str, ...], novel: bool = False) -> Example:
-    """A command with politeness, speed and repetition phrases and its canonical form."""
+def command_example(rng: np.random.Generator, tasks: tuple[str, ...], held_out: str | None = None) -> Example:
+    """A command with politeness, speed and repetition phrases and its canonical form.
+
+    Its core is a training paraphrase of the task, or with ``held_out="validation"`` the task's
+    validation paraphrase, with ``"test"`` its held-out catalogue paraphrase.
+    """
     task = _pick(rng, tasks)
-    core = held_out_core(task) if novel else _pick(rng, training_instructions(task))
+    if held_out == "test":
+        core = held_out_core(task)
+    elif held_out == "validation":
+        core = VALIDATION_PARAPHRASES[task]
+    else:
+        core = _pick(rng, training_instructions(task))
     speed = _pick(rng, ("normal", "normal", "slow", "fast"))
     repeat = _pick(rng, (1, 1, 2, 3))
     modifiers = [_pick(rng, SPEEDS[speed]), _pick(rng, REPEATS[repeat])]
@@ -411,7 +438,8 @@ def make_task(
         splits[split] = items
     novel_rng = np.random.default_rng([seed, 99])
     if family == "commands":
-        splits["novel"] = [command_example(novel_rng, tasks, novel=True) for _ in range(sizes["test"])]
+        splits["novel"] = [command_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]
+        splits["novel_validation"] = [command_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
     if family == "questions":
         splits["novel_validation"] = [question_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
         splits["novel"] = [question_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]

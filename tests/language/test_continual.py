@@ -260,6 +260,21 @@ def test_questions_map_everyday_wording_to_queries_and_hold_out_a_wording() -> N
     assert {"first", "last", "count", "when drawer-open", "did reach", "after push", "succeeded door-open"} <= outputs
 
 
+def test_commands_hold_out_a_validation_and_a_test_paraphrase_of_every_task() -> None:
+    from cortico.language.tasks import VALIDATION_PARAPHRASES, held_out_core, training_instructions
+
+    task = make_task("commands", 0, "mt10")
+    for name, phrase in VALIDATION_PARAPHRASES.items():
+        assert phrase not in training_instructions(name) and phrase != held_out_core(name)
+    trained = [e.input for e in task.splits["train"]]
+    held_out = [*VALIDATION_PARAPHRASES.values(), *(held_out_core(t) for t in VALIDATION_PARAPHRASES)]
+    assert not any(h in text for text in trained for h in held_out)
+    for split, phrases in (("novel_validation", VALIDATION_PARAPHRASES), ("novel", None)):
+        for example in task.splits[split]:
+            name = example.output.split()[0]
+            assert (phrases[name] if phrases else held_out_core(name)) in example.input
+
+
 def test_event_logs_span_session_seconds_like_the_agents_own() -> None:
     # The agent logs seconds since its session began, often a short one: logs from second 0, short and long
     # sessions, so "when" questions about a few seconds' session are in the training distribution.

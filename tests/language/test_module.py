@@ -132,6 +132,20 @@ def test_the_probe_alone_reads_canonical_questions(module_dir: Path) -> None:
     assert parsed == ["first", "when push"]
 
 
+def test_trc2_is_weighted_against_the_probe_as_chosen_on_unseen_wordings(module_copy: Path) -> None:
+    from cortico.language.tasks import make_task
+
+    module = LanguageModule.load(module_copy)
+    examples = make_task("commands", 0, "mt10").splits["novel_validation"][:40]
+    accuracy = module.choose_weight("command", examples, weights=(1.0, 0.0))
+    assert set(accuracy) == {"1.0", "0.0"}
+    best = max((1.0, 0.0), key=lambda w: accuracy[str(w)])
+    assert module.settings.command_trc2_weight == best
+    assert module.parse_accuracy(examples)["accuracy"] == accuracy[str(best)]
+    module.save(module_copy)
+    assert LanguageModule.load(module_copy).settings.command_trc2_weight == best
+
+
 def test_online_learning_adds_new_words_and_learns_a_new_command(module_copy: Path) -> None:
     module = LanguageModule.load(module_copy)
     vocabulary = len(module.tokenizer)
