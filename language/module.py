@@ -48,6 +48,7 @@ from cortico.language.tasks import (
     answer_query,
     make_task,
     parse_event_log,
+    query_text,
     training_instructions,
     training_texts,
 )
@@ -92,7 +93,7 @@ class ParsedQuestion:
     @property
     def query(self) -> str:
         """The canonical query text, e.g. ``"when drawer-open"``."""
-        return f"{self.kind} {self.task}" if self.task else self.kind
+        return query_text(self.kind, self.task)
 
 
 @dataclass(frozen=True)
@@ -524,7 +525,7 @@ def _question_targets(examples: Sequence[Example], tasks: Sequence[str]) -> list
     kept = [
         (text, parts) for text, parts in queries
         if parts and parts[0] in EVENT_QUESTIONS
-        and (parts[1:] in ([], [None]) if parts[0] not in TASK_QUESTIONS else len(parts) == 2 and parts[1] in tasks)
+        and (len(parts) == 2 and parts[1] in tasks if parts[0] in TASK_QUESTIONS else len(parts) == 1)
     ]  # fmt: skip
     about = [(text, parts[1]) for text, parts in kept if len(parts) == 2]
     return [
