@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -153,6 +154,13 @@ class NearestInstruction:
         )
 
     parse_command = parse
+
+
+def within_one_standard_error(accuracy: dict[str, float], count: int) -> float:
+    """The largest weight whose accuracy (keys are weights) is within one standard error of the best."""
+    best = max(accuracy.values())
+    standard_error = math.sqrt(best * (1 - best) / max(count, 1))
+    return max(float(w) for w, a in accuracy.items() if a >= best - standard_error - 1e-12)
 
 
 class LanguageModule:
@@ -392,11 +400,13 @@ class LanguageModule:
     def choose_weight(
         self, what: str, examples: Sequence[Example], weights: Sequence[float] = TRC2_WEIGHTS
     ) -> dict[str, float]:
-        """Set TRC2's weight for ``what`` (``"command"`` or ``"question"``) to the one reading ``examples`` best.
+        """Set TRC2's weight for ``what`` (``"command"`` or ``"question"``) by its accuracy on ``examples``.
 
-        The first of equal weights wins; returns each weight's accuracy. TRC2 is trained from scratch
-        and is overconfident on wordings it never saw, where the sentence encoder's probe is not; the
-        examples should be such wordings (a ``novel_validation`` split).
+        TRC2 is trained from scratch and is overconfident on wordings it never saw, where the sentence
+        encoder's probe is not; the examples should be such wordings (a ``novel_validation`` split).
+        One-standard-error rule: the largest weight whose accuracy is within one binomial standard error
+        of the best wins, so that a difference of a few examples does not switch TRC2 off. Returns each
+        weight's accuracy.
         """
         setting = {"command": "command_trc2_weight", "question": "question_trc2_weight"}[what]
         score = self.parse_accuracy if what == "command" else self.question_accuracy
@@ -404,7 +414,7 @@ class LanguageModule:
         for weight in weights:
             setattr(self.settings, setting, weight)
             accuracy[str(weight)] = score(examples)["accuracy"]
-        setattr(self.settings, setting, float(max(weights, key=lambda w: accuracy[str(w)])))
+        setattr(self.settings, setting, within_one_standard_error(accuracy, len(examples)))
         return accuracy
 
     def question_accuracy(self, examples: Sequence[Example]) -> dict[str, Any]:
