@@ -31,6 +31,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--sample-steps", default="keyframes", choices=("all", "keyframes"))
     parser.add_argument(
+        "--uniform-samples", dest="balance_tasks", action="store_false",
+        help="draw training samples uniformly (tasks with many keyframes dominate) instead of every task equally",
+    )  # fmt: skip
+    parser.add_argument(
         "--augment", action="store_true",
         help="train with each policy's augmentation (SE(3) scene motion, image shifts); off by default: at this "
         "budget it costs accuracy (BENCHMARKS.md)",
@@ -55,8 +59,8 @@ def parse_args() -> argparse.Namespace:
 
 
 COMPARISON_SETTINGS = (
-    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "augment", "gaze_steps",
-    "eval_episodes", "keyframe_budget", "text_model", "policy_config",
+    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "balance_tasks", "augment",
+    "gaze_steps", "eval_episodes", "keyframe_budget", "text_model", "policy_config",
 )  # fmt: skip
 
 
@@ -123,8 +127,8 @@ def main() -> int:
         run = workdir / kind
         train = TrainConfig(
             policy=kind, steps=args.steps, batch_size=args.batch_size, sample_steps=args.sample_steps,
-            augment=args.augment, gaze_model=str(gaze_run / "model"), policy_overrides=policy_overrides(kind, args),
-            device=args.device, checkpoint_every=max(args.steps // 4, 1),
+            balance_tasks=args.balance_tasks, augment=args.augment, gaze_model=str(gaze_run / "model"),
+            policy_overrides=policy_overrides(kind, args), device=args.device, checkpoint_every=max(args.steps // 4, 1),
         )  # fmt: skip
         summary = train_policy(data, run, train, resume=run.exists())
         policy = load_policy(run)

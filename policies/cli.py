@@ -28,6 +28,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--no-augment", dest="augment", action="store_false", default=None,
         help="train without augmentation: learns faster on short (CPU) budgets of a few thousand steps",
     )  # fmt: skip
+    train.add_argument(
+        "--uniform-samples", dest="balance_tasks", action="store_false", default=None,
+        help="draw samples uniformly (tasks with many keyframes dominate) instead of every task equally often",
+    )  # fmt: skip
     train.add_argument("--gaze", help="trained gaze model directory (cortical; default: train one first)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--use-gpu", action="store_true", help="one GPU per Ray Train worker (--workers > 1)")
@@ -67,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
         if unknown or not isinstance(raw.get("train", {}), dict) or not isinstance(raw.get("policy", {}), dict):
             raise ValueError(f'--config must be {{"train": {{...}}, "policy": {{...}}}}; unexpected keys {unknown}')
         settings, policy_settings = dict(raw.get("train", {})), dict(raw.get("policy", {}))
-    for key in ("steps", "batch_size", "learning_rate", "seed", "augment"):
+    for key in ("steps", "batch_size", "learning_rate", "seed", "augment", "balance_tasks"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.gaze:

@@ -77,6 +77,7 @@ def worker_loop(settings: dict[str, Any]) -> None:
         TRAINING_STATE,
         TrainConfig,
         build_policy,
+        draw_batch,
         noise_seed,
         training_step,
         write_checkpoint,
@@ -114,7 +115,7 @@ def worker_loop(settings: dict[str, Any]) -> None:
     policy.train()
     started = time.perf_counter()
     for step in range(start, train.steps):
-        indices = torch.randint(len(dataset), (train.batch_size,), generator=batches).tolist()[rank::world]
+        indices = draw_batch(dataset, train, batches)[rank::world]
         batch = to_device(default_collate([dataset[i] for i in indices]), device)
         losses = training_step(policy, optimizer, batch, noise, train, step, average_gradients if world > 1 else None)
         done = step + 1

@@ -51,6 +51,7 @@ class TrainConfig:
         batch_size: samples per step.
         learning_rate: peak AdamW learning rate (linear warm-up, then cosine decay).
         sample_steps: ``"keyframes"`` (PerAct/RVT samples) or ``"all"`` (every stored step before the last keyframe).
+        balance_tasks: draw every task equally often (else every sample: tasks with many keyframes dominate).
         augment: train with the policy's augmentation (SE(3) scene motion, image shifts); off learns faster
             on budgets of a few thousand steps (BENCHMARKS.md), on generalises better over long trainings.
         policy_overrides: settings of the policy's config (e.g. ``{"num_keypoints": 32}``).
@@ -68,6 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     sample_steps: str = "keyframes"
+    balance_tasks: bool = True
     augment: bool = True
     checkpoint_every: int = 500
     log_every: int = 25
@@ -153,7 +155,7 @@ def train_policy(
 
     recent: dict[str, float] = {}
     for step in range(start, train.steps):
-        indices = torch.randint(len(dataset), (train.batch_size,), generator=generator).tolist()
+        indices = draw_batch(dataset, train, generator)
         batch = to_device(default_collate([dataset[i] for i in indices]), device)
         recent = training_step(policy, optimizer, batch, noise, train, step)
         done = step + 1
@@ -175,6 +177,15 @@ def train_policy(
 
 
 RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "log_every", "device")  # what a resumed run may change
+BEFORE_A_SETTING_EXISTED = {"balance_tasks": False}  # how runs saved before these settings were trained
+
+
+def draw_batch(dataset: KeyframeDataset, train: TrainConfig, generator: torch.Generator) -> list[int]:
+    """The sample indices of one global batch, task-balanced or uniform (``train.balance_tasks``)."""
+    if not train.balance_tasks:
+        return torch.randint(len(dataset), (train.batch_size,), generator=generator).tolist()
+    weights = torch.as_tensor(dataset.task_balanced_weights())
+    return torch.multinomial(weights, train.batch_size, replacement=True, generator=generator).tolist()
 
 
 def check_run_directory(out: Path, train: TrainConfig, resume: bool) -> None:
@@ -188,6 +199,7 @@ def check_run_directory(out: Path, train: TrainConfig, resume: bool) -> None:
         raise PolicyLoadError(f"{out} trains a {saved.get('policy')!r} policy, not {train.policy!r}")
     wanted = json.loads(json.dumps(asdict(train)))  # the JSON form, as saved
     defaults = json.loads(json.dumps(asdict(TrainConfig(policy=train.policy))))  # runs saved before a setting existed
+    defaults.update(BEFORE_A_SETTING_EXISTED)
     differing = sorted(
         k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k, defaults[k]) != wanted[k]
     )  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from cortico.envs.camera_geometry import depth_to_points
 from cortico.envs.dataset.check import check_dataset
@@ -72,6 +73,23 @@ def test_keyframe_samples_pair_an_observation_with_the_next_keyframe(tiny_datase
     dense = KeyframeDataset(tiny_dataset, sample_steps="all", cameras=["wrist"], tasks=["pick-place"])
     assert len(dense) == dense.episodes[0].keyframes[-1]
     assert dense[0]["rgb"].shape[0] == 1
+
+
+def test_task_balanced_draws_give_every_task_the_same_share(tiny_dataset):
+    from cortico.policies.training import TrainConfig, draw_batch
+
+    dataset = KeyframeDataset(tiny_dataset, sample_steps="all")  # episodes of different lengths
+    tasks = np.array([dataset.episodes[ref.episode].task for ref in dataset.samples])
+    assert (tasks == "drawer-open").sum() != (tasks == "pick-place").sum()  # else the test shows nothing
+    weights = dataset.task_balanced_weights()
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[tasks == "drawer-open"].sum() == pytest.approx(0.5)
+    generator = torch.Generator().manual_seed(0)
+    balanced = draw_batch(dataset, TrainConfig(batch_size=4000), generator)
+    assert np.mean(tasks[balanced] == "drawer-open") == pytest.approx(0.5, abs=0.03)
+    uniform = draw_batch(dataset, TrainConfig(batch_size=4000, balance_tasks=False), generator)
+    share = np.mean(tasks == "drawer-open")
+    assert np.mean(tasks[uniform] == "drawer-open") == pytest.approx(share, abs=0.03)
 
 
 def test_loader_batches_with_torch(tiny_dataset):
