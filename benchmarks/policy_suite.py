@@ -31,8 +31,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--sample-steps", default="keyframes", choices=("all", "keyframes"))
     parser.add_argument(
-        "--uniform-samples", dest="balance_tasks", action="store_false",
-        help="draw training samples uniformly (tasks with many keyframes dominate) instead of every task equally",
+        "--balance-tasks", action="store_true",
+        help="draw every task equally often instead of every sample (measured worse on MT10, BENCHMARKS.md)",
     )  # fmt: skip
     parser.add_argument(
         "--augment", action="store_true",

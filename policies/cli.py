@@ -29,8 +29,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="train without augmentation: learns faster on short (CPU) budgets of a few thousand steps",
     )  # fmt: skip
     train.add_argument(
-        "--uniform-samples", dest="balance_tasks", action="store_false", default=None,
-        help="draw samples uniformly (tasks with many keyframes dominate) instead of every task equally often",
+        "--balance-tasks", action="store_true", default=None,
+        help="draw every task equally often instead of every sample (measured worse on MT10, BENCHMARKS.md)",
     )  # fmt: skip
     train.add_argument("--gaze", help="trained gaze model directory (cortical; default: train one first)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

@@ -51,7 +51,7 @@ class TrainConfig:
         batch_size: samples per step.
         learning_rate: peak AdamW learning rate (linear warm-up, then cosine decay).
         sample_steps: ``"keyframes"`` (PerAct/RVT samples) or ``"all"`` (every stored step before the last keyframe).
-        balance_tasks: draw every task equally often (else every sample: tasks with many keyframes dominate).
+        balance_tasks: draw every task equally often (else every sample, the default: it measured better).
         augment: train with the policy's augmentation (SE(3) scene motion, image shifts); off learns faster
             on budgets of a few thousand steps (BENCHMARKS.md), on generalises better over long trainings.
         policy_overrides: settings of the policy's config (e.g. ``{"num_keypoints": 32}``).
@@ -69,7 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     sample_steps: str = "keyframes"
-    balance_tasks: bool = True
+    balance_tasks: bool = False
     augment: bool = True
     checkpoint_every: int = 500
     log_every: int = 25
@@ -177,7 +177,6 @@ def train_policy(
 
 
 RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "log_every", "device")  # what a resumed run may change
-BEFORE_A_SETTING_EXISTED = {"balance_tasks": False}  # how runs saved before these settings were trained
 
 
 def draw_batch(dataset: KeyframeDataset, train: TrainConfig, generator: torch.Generator) -> list[int]:
@@ -199,7 +198,6 @@ def check_run_directory(out: Path, train: TrainConfig, resume: bool) -> None:
         raise PolicyLoadError(f"{out} trains a {saved.get('policy')!r} policy, not {train.policy!r}")
     wanted = json.loads(json.dumps(asdict(train)))  # the JSON form, as saved
     defaults = json.loads(json.dumps(asdict(TrainConfig(policy=train.policy))))  # runs saved before a setting existed
-    defaults.update(BEFORE_A_SETTING_EXISTED)
     differing = sorted(
         k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k, defaults[k]) != wanted[k]
     )  # fmt: skip

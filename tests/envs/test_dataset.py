@@ -85,9 +85,9 @@ def test_task_balanced_draws_give_every_task_the_same_share(tiny_dataset):
     assert weights.sum() == pytest.approx(1.0)
     assert weights[tasks == "drawer-open"].sum() == pytest.approx(0.5)
     generator = torch.Generator().manual_seed(0)
-    balanced = draw_batch(dataset, TrainConfig(batch_size=4000), generator)
+    balanced = draw_batch(dataset, TrainConfig(batch_size=4000, balance_tasks=True), generator)
     assert np.mean(tasks[balanced] == "drawer-open") == pytest.approx(0.5, abs=0.03)
-    uniform = draw_batch(dataset, TrainConfig(batch_size=4000, balance_tasks=False), generator)
+    uniform = draw_batch(dataset, TrainConfig(batch_size=4000), generator)
     share = np.mean(tasks == "drawer-open")
     assert np.mean(tasks[uniform] == "drawer-open") == pytest.approx(share, abs=0.03)
 
