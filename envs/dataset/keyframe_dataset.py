@@ -79,6 +79,7 @@ class KeyframeDataset(Dataset):
             raise DatasetError(f"{self.root} has no keyframe samples (no episodes with keyframes)")
         self._files: dict[int, h5py.File] = {}
         self._pid = os.getpid()
+        self._task_weights: np.ndarray | None = None
 
     def _episode_samples(self, episode: int, mode: str) -> list[SampleRef]:
         entry = self.episodes[episode]
@@ -116,12 +117,15 @@ class KeyframeDataset(Dataset):
         """Sampling weight of each sample so that every task is drawn equally often, whatever its keyframes.
 
         Tasks differ in keyframes per demo (reach 1, door-open 8): uniform sampling gives reach 2% of the
-        batches of MT10. These weights give each task ``1 / tasks`` of the draws.
+        batches of MT10. These weights give each task ``1 / tasks`` of the draws (computed once: the
+        training loop asks every step).
         """
-        tasks = [self.episodes[ref.episode].task for ref in self.samples]
-        counts = Counter(tasks)
-        weights = np.array([1.0 / (len(counts) * counts[t]) for t in tasks])
-        return weights / weights.sum()
+        if self._task_weights is None:
+            tasks = [self.episodes[ref.episode].task for ref in self.samples]
+            counts = Counter(tasks)
+            weights = np.array([1.0 / (len(counts) * counts[t]) for t in tasks])
+            self._task_weights = weights / weights.sum()
+        return self._task_weights
 
     def _file(self, episode: int) -> h5py.File:
         if os.getpid() != self._pid:  # a DataLoader worker: never share HDF5 handles across processes
