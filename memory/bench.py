@@ -222,6 +222,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         for q, ok in zip(test_questions, correct):
             cells[q.cell].append(bool(ok))
             cells[f"mode:{q.mode}"].append(bool(ok))
+            cells[f"template:{q.template}"].append(bool(ok))
         return {
             "overall": float(correct.mean()),
             **{c: float(np.mean(v)) for c, v in sorted(cells.items())},

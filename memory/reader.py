@@ -1,18 +1,19 @@
 """A small trainable reader that answers multiple-choice questions from memory evidence.
 
-Tokens: the question (its text embedding), the current frame ("now": the agent always sees the present),
-every retained memory item (its patch tokens, or its global embedding when fuzzy) with its age and what the
-agent knew about itself then (gripper command, instruction), and every note (pooled embedding, time span,
-gripper changes, success, instruction). A two-layer transformer reads them; each option is scored against
-the pooled result, plus pointer scores: the question attends over the read tokens and each option is
-compared with the text (instruction) of the tokens it attends to, so "which object did you work with two
-tasks ago" can copy the answer from the right memory instead of memorising every pairing. Two more
-pointers work the same way with other contents of the attended tokens: how many tasks ago the oldest task
-a token covers was (a merged note covers several), so "how many tasks had you finished" is read off the
-oldest memory rather than counted by the transformer; and the token's picture, so "where was the object
-at the start of the previous task" compares each region with the frame the question points at. Each
-pointer has a gate per question. The same model with ``use_memory=False`` is the blind bound (question
-and options only).
+Tokens: the question (its text embedding), the current frame ("now": the agent always sees the present), every
+retained memory item (its patch tokens, or its global embedding when fuzzy) with its age and what the agent
+knew about itself then (gripper command and position, instruction), and every note (pooled embedding, time
+span, gripper changes and where it last closed, success, instruction). A two-layer transformer reads them;
+each option is scored against the pooled result, plus pointer scores: the question attends over the read
+tokens and each option is compared with the text (instruction) of the tokens it attends to, so "which object
+did you work with two tasks ago" can copy the answer from the right memory instead of memorising every
+pairing. Two more pointers work the same way with other contents of the attended tokens: how many tasks ago
+the oldest task a token covers was (a merged note covers several), so "how many tasks had you finished" is
+read off the oldest memory rather than counted by the transformer; the token's picture, so "where was the
+object at the start of the previous task" compares each region with the frame the question points at; and the
+gripper position the token records (where it was at a frame, where it last closed in a note), so "where was
+the gripper when it last closed" compares each region with that position. Each pointer has a gate per
+question. The same model with ``use_memory=False`` is the blind bound (question and options only).
 
 The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
 fits the benchmark (the language modules can replace it).
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cortico.memory.qa import TABLE_CENTRE
 from cortico.memory.records import CLEAR, Evidence
 
 AGE_SCALE = 60.0  # seconds: ages are given to the reader in minutes
@@ -45,9 +47,19 @@ class ReaderExample:
 
 
 # age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
-# covers), time in task, merged, tasks ago of the oldest task it covers
-FEATURES = 10
+# covers), time in task, merged, tasks ago of the oldest task it covers, then the gripper's position over the
+# table (x and y from the table's centre, in decimetres; for a note, where the gripper last closed in it)
+# and whether the token has one
+FEATURES = 13
 TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
+POSITION_FEATURES = slice(10, 13)
+
+
+def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 3 floats, or None
+    """``[x, y, known]``: a gripper position relative to the table's centre (decimetres), or zeros."""
+    if position is None:
+        return [0.0, 0.0, 0.0]
+    return [10.0 * (position[0] - TABLE_CENTRE[0]), 10.0 * (position[1] - TABLE_CENTRE[1]), 1.0]
 
 
 def tasks_ago(features: torch.Tensor, feature: int = TASKS_AGO_FEATURE) -> torch.Tensor:
@@ -69,9 +81,16 @@ def example_from_evidence(
     current_task = now_facts.get("task_number", 0)
 
     def add(
-        vectors: np.ndarray, kind: int, age: float, facts: dict, duration: float = 0.0, changes: float = 0.0
+        vectors: np.ndarray,
+        kind: int,
+        age: float,
+        facts: dict,
+        duration: float = 0.0,
+        changes: float = 0.0,
+        position=None,  # noqa: ANN001
     ) -> None:
         numbers = facts.get("task_numbers") or [facts.get("task_number", current_task)]
+        where = position_features(position if kind == 3 else facts.get("gripper_position"))
         for vector in vectors:
             tokens.append(vector)
             features.append(
@@ -86,6 +105,7 @@ def example_from_evidence(
                     float(facts.get("task_time", 0.0)) / AGE_SCALE,
                     float(facts.get("merged", 1)) / 10.0,
                     (current_task - min(numbers)) / 10.0,  # OLDEST_TASKS_AGO_FEATURE
+                    *where,  # POSITION_FEATURES
                 ]
             )
             kinds.append(kind)
@@ -103,6 +123,7 @@ def example_from_evidence(
                 note.facts,
                 note.end - note.start,
                 note.facts.get("gripper_changes", 0),
+                note.facts.get("close_position"),
             )
             for key in note.key_frames:
                 add(key.vectors, 2, evidence.time - key.time, key.facts)
@@ -140,6 +161,8 @@ class MemoryReader(nn.Module):
         self.text_pointer = Pointer(width, self.text_projection, self.text_projection)
         self.count_pointer = Pointer(width, nn.Linear(text_dim, width), self.oldest_tasks_ago)
         self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
+        where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
+        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits."""
@@ -162,8 +185,10 @@ class MemoryReader(nn.Module):
             texts = batch["tokens"][..., self.frame_dim :]
             oldest = tasks_ago(batch["features"], OLDEST_TASKS_AGO_FEATURE)
             pictures = batch["tokens"][..., : self.frame_dim]
-            for pointer, contents in ((self.text_pointer, texts), (self.count_pointer, oldest),
-                                      (self.picture_pointer, pictures)):  # fmt: skip
+            positions = batch["features"][..., POSITION_FEATURES]
+            pointers = ((self.text_pointer, texts), (self.count_pointer, oldest),
+                        (self.picture_pointer, pictures), (self.position_pointer, positions))  # fmt: skip
+            for pointer, contents in pointers:
                 scores = scores + pointer(pooled, read, mask, contents, choices)
         return scores
 

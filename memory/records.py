@@ -55,7 +55,8 @@ class MemoryNote:
     """A compact note about a closed stretch of the stream (a segment or a consolidated event).
 
     ``embedding`` is the pooled frame embedding of the stretch; ``facts`` holds its time span and what the
-    agent observed about itself (instruction, gripper changes, whether the task succeeded). One token.
+    agent observed about itself (instruction, gripper changes and where it last closed, whether the task
+    succeeded). One token.
     """
 
     start: float

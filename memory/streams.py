@@ -2,8 +2,9 @@
 
 A stream is many demonstration episodes (different tasks, instructions, seeds) played one after another
 as one continuous front-camera video, with a short pause between them. Every frame carries what the agent
-knows about itself (its current instruction, its gripper command) and, separately, the simulator's ground
-truth (object, gripper and goal positions, keyframes) that only the question generator reads.
+knows about itself (its current instruction, its gripper command and where its gripper is) and, separately,
+the simulator's ground truth (object, gripper and goal positions, keyframes) that only the question generator
+reads.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Stream:
             "task_number": number,  # how many commands came before this one
             "task_time": float(self.times[index] - self.times[episode.start]),  # seconds since this command began
             "gripper_open": float(self.gripper_open[index]),
+            # proprioception: the tool centre point from the arm's own joint readings (forward kinematics)
+            "gripper_position": tuple(float(v) for v in self.gripper[index]),
             "success": bool(index >= episode.success_frame),
         }
 

@@ -8,6 +8,7 @@ import torch
 from cortico.memory.reader import (
     FEATURES,
     OLDEST_TASKS_AGO_FEATURE,
+    POSITION_FEATURES,
     TASKS_AGO_FEATURE,
     MemoryReader,
     ReaderExample,
@@ -108,6 +109,32 @@ def test_the_reader_answers_from_the_picture_of_the_memory_the_question_points_a
     test = _picture_examples(200, 2, regions, looks)
     accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
     assert accuracy > 0.8, accuracy  # chance is 0.25; the other memories' pictures are random regions
+
+
+def _position_examples(count: int, seed: int, regions: np.ndarray) -> list[ReaderExample]:
+    """Six notes, each with where the gripper closed; the question asks over which quarter the previous one's was."""
+    rng = np.random.default_rng(seed)
+    question = np.eye(TEXT, dtype=np.float32)[6]
+    examples = []
+    for _ in range(count):
+        where = rng.uniform(-3.0, 3.0, size=(6, 2))  # decimetres from the table's centre
+        features = np.zeros((6, FEATURES), np.float32)
+        features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0
+        features[:, POSITION_FEATURES] = np.concatenate([where, np.ones((6, 1))], axis=1)
+        quarter = int(where[1, 0] > 0) + 2 * int(where[1, 1] > 0)  # near left, near right, far left, far right
+        tokens = rng.normal(size=(6, FRAME + TEXT)).astype(np.float32)
+        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 3), quarter))
+    return examples
+
+
+def test_the_reader_answers_from_the_gripper_position_of_the_memory_the_question_points_at() -> None:
+    torch.manual_seed(0)
+    regions = np.random.default_rng(5).normal(size=(4, TEXT)).astype(np.float32)
+    reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
+    train_reader(reader, _position_examples(600, 1, regions), steps=400, batch_size=32)
+    test = _position_examples(200, 2, regions)
+    accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
+    assert accuracy > 0.8, accuracy  # chance is 0.25; the other notes' positions are random quarters
 
 
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
