@@ -286,7 +286,7 @@ class Agent:
             outcome = env.execute(action, on_step=hook) if hook is not None else env.execute(action)
             result.keyframes += 1
             observation = outcome.observation
-            if hook is None:
+            if hook is None or outcome.success:  # the hook may have skipped the step success came at (stride)
                 self._remember(observation, facts, success=outcome.success)
             if outcome.success:
                 stop = "success"
@@ -321,7 +321,8 @@ class Agent:
         if self._last_time is not None and session_time <= self._last_time:
             session_time = self._last_time + 1e-3  # a backend whose clock did not advance between frames
         frame_facts = {**facts, "gripper_open": float(observation.gripper_open), "success": success,
-                       "task_time": float(observation.time)}  # fmt: skip
+                       "task_time": float(observation.time),
+                       "gripper_position": tuple(float(v) for v in observation.gripper_pose[:3])}  # fmt: skip
         frame = self.perception.frame(observation, self._frames, session_time, frame_facts)
         with self._memory_lock:
             self.memory.write(frame)

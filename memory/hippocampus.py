@@ -2,17 +2,22 @@
 
 - Short term: a :class:`~cortico.memory.buffers.CurvatureMemory` holds salient recent frames.
 - Pattern separation: the stream is cut into events where a frame's similarity to the running event drops
-  below a threshold (or the event reaches a maximum length, or the instruction changes).
+  below a threshold (or the event reaches a maximum length, or a new command begins).
 - Consolidation: a closed event becomes a long-term note: its pooled embedding, its time span, what the
-  agent observed about itself (instruction, gripper changes, success), and a few mutually distinct key
-  frames (cosine similarity below ``key_frame_similarity`` to each other), kept fuzzy. When long-term memory
-  is over its share of the budget, the oldest notes lose their key frames, then the oldest notes merge.
+  agent observed about itself (instruction, gripper changes and where the gripper last closed, success),
+  and a few mutually distinct key frames (cosine similarity below ``key_frame_similarity`` to each other,
+  the event's first frame always among them), kept fuzzy. When long-term memory is over its share of the
+  budget, the oldest notes lose their key frames (the first frame last), then the oldest notes merge.
+- The open event is summarised too: a query also returns a running note of the event still being observed
+  (one token, without key frames), so the memory knows the present command's outcome even when the frame that
+  saw it was not retained.
 - Retrieval: a question's text embedding is compared with each note's instruction embedding (a text
   question retrieves events, and through them their frames). Above ``fast_threshold`` the answer comes from
   the summaries (fast path); otherwise the most similar events and the short-term frames around them are
   recalled (detailed path). The choice is recorded in the evidence.
 
-Strictly causal: notes are written when an event closes, from frames already seen.
+Strictly causal: notes are written when an event closes, and the running note is made at query time, both
+from frames already seen.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class HippocampusConfig:
 class _OpenEvent:
     """The event being observed: running mean, time span, key-frame candidates, self-observations."""
 
-    def __init__(self, frame: FrameRecord) -> None:
+    def __init__(self, frame: FrameRecord, previous_gripper: float | None = None) -> None:
         self.start = self.end = frame.time
         self.total = frame.embedding.astype(np.float64).copy()
         self.count = 1
@@ -71,8 +76,10 @@ class _OpenEvent:
         self.success = False
         self.task_numbers: list[int] = []
         self.tasks: list[str | None] = []  # the task of each command number, when the agent knows it
-        self.keys: list[FrameRecord] = []
-        self._last_gripper = frame.facts.get("gripper_open")
+        self.keys: list[FrameRecord] = []  # the event's first frame stays first: the scene as the event began
+        self.close_position: tuple[float, ...] | None = None  # where the gripper last closed in this event
+        # the gripper command of the frame before (the previous event's last), so a change at the boundary counts
+        self._last_gripper = frame.facts.get("gripper_open") if previous_gripper is None else previous_gripper
         self.add(frame, first=True)
 
     @property
@@ -91,6 +98,8 @@ class _OpenEvent:
         gripper = frame.facts.get("gripper_open")
         if gripper is not None and self._last_gripper is not None and gripper != self._last_gripper:
             self.gripper_changes += 1
+            if self._last_gripper >= 0.5 > gripper and frame.facts.get("gripper_position") is not None:
+                self.close_position = tuple(frame.facts["gripper_position"])
         self._last_gripper = gripper
         self.success = self.success or bool(frame.facts.get("success", False))
         if "task_number" in frame.facts and frame.facts["task_number"] not in self.task_numbers:
@@ -101,9 +110,9 @@ class _OpenEvent:
         if all(s < limit for s in similar):
             if config is None or len(self.keys) < config.max_key_frames:
                 self.keys.append(frame)
-            else:  # replace the least distinct key frame when the new one adds more
+            elif len(self.keys) > 1:  # replace the least distinct later key frame when the new one adds more
                 redundancy = [max(float(k.embedding @ o.embedding) for o in self.keys if o is not k) for k in self.keys]
-                worst = int(np.argmax(redundancy))
+                worst = 1 + int(np.argmax(redundancy[1:]))
                 if max(similar) < redundancy[worst]:
                     self.keys[worst] = frame
 
@@ -143,7 +152,11 @@ class CorticoMemory:
         return self.short.used + self._long_used()
 
     def _long_used(self) -> int:
-        return sum(note.cost for note in self.notes)
+        return sum(note.cost for note in self.notes) + self._open_note_cost()
+
+    def _open_note_cost(self) -> int:
+        """One token for the running note of the open event, when long-term memory has room for any note."""
+        return 1 if self._event is not None and self.long_budget >= 1 else 0
 
     def write(self, frame: FrameRecord, question_arrives: bool = False) -> None:
         """Short-term retention, event segmentation and consolidation for one frame.
@@ -157,7 +170,7 @@ class CorticoMemory:
             self._event = _OpenEvent(frame)
         elif self._boundary(event, frame):
             self._consolidate(event)
-            self._event = _OpenEvent(frame)
+            self._event = _OpenEvent(frame, previous_gripper=event._last_gripper)
         else:
             event.add(frame, self.config)
         self._fit_long_term()
@@ -167,15 +180,23 @@ class CorticoMemory:
         self.peak = max(self.peak, self.used)
 
     def _boundary(self, event: _OpenEvent, frame: FrameRecord) -> bool:
-        """Pattern separation: a drop in similarity, a new instruction, or the maximum event length."""
+        """Pattern separation: a similarity drop, a new command (instruction or number), or the maximum length."""
         instruction = frame.facts.get("instruction")
         if instruction and event.instructions and instruction != event.instructions[-1]:
             return True
+        number = frame.facts.get("task_number")
+        if number is not None and event.task_numbers and number != event.task_numbers[-1]:
+            return True  # the same command given twice in a row is still two commands
         if event.count >= self.config.max_event_frames:
             return True
         return float(frame.embedding @ event.mean) < self.config.separation_similarity
 
     def _consolidate(self, event: _OpenEvent) -> None:
+        self.notes.append(self._note(event))
+        self.events_closed += 1
+
+    def _note(self, event: _OpenEvent, with_key_frames: bool = True) -> MemoryNote:
+        """The note of an event: its summary facts and (when closed) its key frames."""
         facts = {
             "instructions": list(event.instructions),
             "gripper_changes": event.gripper_changes,
@@ -185,13 +206,14 @@ class CorticoMemory:
         }
         if any(event.tasks):
             facts["tasks"] = list(event.tasks)
+        if event.close_position is not None:
+            facts["close_position"] = event.close_position
         if event.instructions and self.text_encoder is not None:
             facts["instruction_embedding"] = self._embed(event.instructions[-1])
         keys = tuple(
             MemoryItem(k.index, k.time, FUZZY, k.embedding[None].astype(np.float32), dict(k.facts)) for k in event.keys
         )
-        self.notes.append(MemoryNote(event.start, event.end, event.mean, facts, keys))
-        self.events_closed += 1
+        return MemoryNote(event.start, event.end, event.mean, facts, keys if with_key_frames else ())
 
     def _fit_long_term(self) -> None:
         """Drop key frames of the oldest notes, then merge the oldest notes, until long term fits its share."""
@@ -199,8 +221,8 @@ class CorticoMemory:
             with_keys = next((i for i, n in enumerate(self.notes) if n.key_frames), None)
             if with_keys is not None:
                 note = self.notes[with_keys]
-                self.notes[with_keys] = MemoryNote(
-                    note.start, note.end, note.embedding, note.facts, note.key_frames[1:]
+                self.notes[with_keys] = MemoryNote(  # the start frame goes last
+                    note.start, note.end, note.embedding, note.facts, note.key_frames[:-1]
                 )
             elif len(self.notes) >= 2:
                 a, b = self.notes[0], self.notes[1]
@@ -221,6 +243,9 @@ class CorticoMemory:
                     facts["tasks"] = [known.get(n) for n in facts["task_numbers"]]
                 if "instruction_embedding" in b.facts:
                     facts["instruction_embedding"] = b.facts["instruction_embedding"]
+                close = b.facts.get("close_position", a.facts.get("close_position"))
+                if close is not None:
+                    facts["close_position"] = close
                 merged = MemoryNote(
                     a.start, b.end, (pooled / max(np.linalg.norm(pooled), 1e-12)).astype(np.float32), facts
                 )
@@ -238,6 +263,8 @@ class CorticoMemory:
         """All retained items and notes, with the retrieval path recorded (fast: summaries, recall: frames)."""
         check_question_time(time, self.short._last_time)
         notes = list(self.notes)
+        if self._open_note_cost():  # the event still running: what the agent is doing now, so far
+            notes.append(self._note(self._event, with_key_frames=False))
         detail: dict[str, Any] = {"events_closed": self.events_closed}
         path = "recall"
         if question_embedding is not None and notes:

@@ -118,6 +118,20 @@ def test_a_two_command_session_answers_about_the_first_after_the_second(
     assert answer.query == "first" and answer.text == "drawer-open"
 
 
+def test_memory_knows_a_command_succeeded_when_the_frame_stride_skips_the_success_step(
+    answering_module: LanguageModule,
+    text_encoder,  # noqa: ANN001
+) -> None:
+    agent = make_agent(answering_module, text_encoder, frame_stride=10_000)  # no per-step frame is remembered
+    try:
+        result = agent.run("open the drawer", max_keyframes=12)
+    finally:
+        agent.close()
+    assert result.success
+    (recalled,) = agent.snapshot().episodes()
+    assert recalled.label == "drawer-open" and recalled.success
+
+
 def test_bad_input_gets_a_clear_answer_and_no_motion(answering_module: LanguageModule, text_encoder) -> None:  # noqa: ANN001
     agent = make_agent(answering_module, text_encoder)
     try:

@@ -103,3 +103,39 @@ def test_short_term_frames_use_the_tokens_the_notes_leave_free(text_encoder):
         assert memory.used <= 40 and memory.short.used + memory.stats()["long_term_tokens"] <= 40
     assert memory.stats()["long_term_tokens"] < memory.long_budget
     assert memory.short.used > fixed_share  # borrowed from the long-term share
+
+
+def test_a_note_keeps_where_the_gripper_last_closed_and_the_frame_its_event_began_with():
+    rng = np.random.default_rng(5)
+    frames, x = [], rng.normal(size=16)
+    for step in range(60):  # one command: close at step 10 over (0.1, 0.7), reopen at 30, close again at 45
+        x = x + 0.3 * rng.normal(size=16)  # a restless scene: many distinct key-frame candidates
+        closed = 10 <= step < 30 or step >= 45
+        frames.append(record(step, x, instruction="pick up the puck", task_number=0, gripper_open=float(not closed),
+                             gripper_position=(0.01 * step - 0.2, 0.7, 0.1)))  # fmt: skip
+    frames.append(record(60, rng.normal(size=16), instruction="open the drawer", task_number=1, gripper_open=1.0))
+    memory = CorticoMemory(200, config=HippocampusConfig(separation_similarity=-1.0, max_key_frames=3))
+    for frame in frames:
+        memory.write(frame)
+    (note,) = memory.notes
+    assert note.facts["close_position"] == pytest.approx((0.01 * 45 - 0.2, 0.7, 0.1))  # the last close, not the first
+    assert note.key_frames[0].index == 0  # replacements never take the event's first frame
+    memory.long_budget = note.cost  # one token short with the running note's: a later key frame goes, not the first
+    memory._fit_long_term()
+    assert [k.index for k in memory.notes[0].key_frames] == [0, note.key_frames[1].index]
+
+
+def test_a_query_reports_the_running_event_within_the_budget():
+    rng = np.random.default_rng(6)
+    memory = CorticoMemory(20)
+    x = rng.normal(size=16)
+    for step in range(30):  # one long, still command that succeeds only at its last frame
+        x = x + 0.001 * rng.normal(size=16)
+        memory.write(record(step, x, instruction="press the button", task_number=0, success=step == 29))
+        assert memory.used <= 20
+    evidence = memory.query(memory.short._last_time)
+    running = evidence.notes[-1]
+    assert running.facts["task_numbers"] == [0] and running.facts["success"] and running.key_frames == ()
+    assert running.end == pytest.approx(0.05 * 29)
+    assert evidence.tokens <= 20
+    assert [e.success for e in evidence.episodes()] == [True]
