@@ -78,6 +78,7 @@ class _OpenEvent:
         self.tasks: list[str | None] = []  # the task of each command number, when the agent knows it
         self.keys: list[FrameRecord] = []  # the event's first frame stays first: the scene as the event began
         self.close_position: tuple[float, ...] | None = None  # where the gripper last closed in this event
+        self.close_time: float | None = None
         # the gripper command of the frame before (the previous event's last), so a change at the boundary counts
         self._last_gripper = frame.facts.get("gripper_open") if previous_gripper is None else previous_gripper
         self.add(frame, first=True)
@@ -99,7 +100,7 @@ class _OpenEvent:
         if gripper is not None and self._last_gripper is not None and gripper != self._last_gripper:
             self.gripper_changes += 1
             if self._last_gripper >= 0.5 > gripper and frame.facts.get("gripper_position") is not None:
-                self.close_position = tuple(frame.facts["gripper_position"])
+                self.close_position, self.close_time = tuple(frame.facts["gripper_position"]), frame.time
         self._last_gripper = gripper
         self.success = self.success or bool(frame.facts.get("success", False))
         if "task_number" in frame.facts and frame.facts["task_number"] not in self.task_numbers:
@@ -207,7 +208,7 @@ class CorticoMemory:
         if any(event.tasks):
             facts["tasks"] = list(event.tasks)
         if event.close_position is not None:
-            facts["close_position"] = event.close_position
+            facts["close_position"], facts["close_time"] = event.close_position, event.close_time
         if event.instructions and self.text_encoder is not None:
             facts["instruction_embedding"] = self._embed(event.instructions[-1])
         keys = tuple(
@@ -243,9 +244,9 @@ class CorticoMemory:
                     facts["tasks"] = [known.get(n) for n in facts["task_numbers"]]
                 if "instruction_embedding" in b.facts:
                     facts["instruction_embedding"] = b.facts["instruction_embedding"]
-                close = b.facts.get("close_position", a.facts.get("close_position"))
-                if close is not None:
-                    facts["close_position"] = close
+                newer_close = next((n.facts for n in (b, a) if "close_position" in n.facts), None)
+                if newer_close is not None:
+                    facts.update(close_position=newer_close["close_position"], close_time=newer_close["close_time"])
                 merged = MemoryNote(
                     a.start, b.end, (pooled / max(np.linalg.norm(pooled), 1e-12)).astype(np.float32), facts
                 )

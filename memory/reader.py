@@ -12,8 +12,10 @@ the oldest task a token covers was (a merged note covers several), so "how many 
 read off the oldest memory rather than counted by the transformer; the token's picture, so "where was the
 object at the start of the previous task" compares each region with the frame the question points at; and the
 gripper position the token records (where it was at a frame, where it last closed in a note), so "where was
-the gripper when it last closed" compares each region with that position. Each pointer has a gate per
-question. The same model with ``use_memory=False`` is the blind bound (question and options only).
+the gripper when it last closed" compares each region with that position (a feature marks the token with the
+newest close the evidence shows: a note's, or a closed frame whose predecessor in memory was open). Each
+pointer has a gate per question. The same model with ``use_memory=False`` is the blind bound (question and
+options only).
 
 The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
 fits the benchmark (the language modules can replace it).
@@ -49,10 +51,11 @@ class ReaderExample:
 # age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
 # covers), time in task, merged, tasks ago of the oldest task it covers, then the gripper's position over the
 # table (x and y from the table's centre, in decimetres; for a note, where the gripper last closed in it)
-# and whether the token has one
-FEATURES = 13
+# and whether the token has one; last, whether the token holds the newest gripper close the evidence shows
+FEATURES = 14
 TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
 POSITION_FEATURES = slice(10, 13)
+NEWEST_CLOSE_FEATURE = 13
 
 
 def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 3 floats, or None
@@ -79,6 +82,8 @@ def example_from_evidence(
     """Assemble the reader's tokens for a question asked now (``evidence`` None: the blind bound)."""
     tokens, features, kinds, texts = [], [], [], []
     current_task = now_facts.get("task_number", 0)
+    frames: list[tuple[float, float, range]] = []  # (time, gripper command, its token rows) of every frame token
+    closes: list[tuple[float, range]] = []  # (time, token rows) of every gripper close the evidence shows
 
     def add(
         vectors: np.ndarray,
@@ -88,9 +93,10 @@ def example_from_evidence(
         duration: float = 0.0,
         changes: float = 0.0,
         position=None,  # noqa: ANN001
-    ) -> None:
+    ) -> range:
         numbers = facts.get("task_numbers") or [facts.get("task_number", current_task)]
         where = position_features(position if kind == 3 else facts.get("gripper_position"))
+        first = len(tokens)
         for vector in vectors:
             tokens.append(vector)
             features.append(
@@ -106,17 +112,22 @@ def example_from_evidence(
                     float(facts.get("merged", 1)) / 10.0,
                     (current_task - min(numbers)) / 10.0,  # OLDEST_TASKS_AGO_FEATURE
                     *where,  # POSITION_FEATURES
+                    0.0,  # NEWEST_CLOSE_FEATURE, set below
                 ]
             )
             kinds.append(kind)
             texts.append(facts.get("instruction") or (facts.get("instructions") or [""])[-1])
+        rows = range(first, len(tokens))
+        if kind != 3 and "gripper_open" in facts:
+            frames.append((-age, float(facts["gripper_open"]), rows))
+        return rows
 
     add(now_tokens, 0, 0.0, now_facts)
     if evidence is not None:
         for item in evidence.items:
             add(item.vectors, 1 if item.fidelity == CLEAR else 2, evidence.time - item.time, item.facts)
         for note in evidence.notes:
-            add(
+            rows = add(
                 note.embedding[None],
                 3,
                 evidence.time - note.end,
@@ -125,8 +136,16 @@ def example_from_evidence(
                 note.facts.get("gripper_changes", 0),
                 note.facts.get("close_position"),
             )
+            if "close_position" in note.facts:
+                closes.append((note.facts.get("close_time", note.end) - evidence.time, rows))
             for key in note.key_frames:
                 add(key.vectors, 2, evidence.time - key.time, key.facts)
+    # a close is also seen between two frames in memory, the earlier open and the later closed
+    frames.sort(key=lambda frame: frame[0])
+    closes += [(later[0], later[2]) for earlier, later in zip(frames, frames[1:]) if earlier[1] >= 0.5 > later[1]]
+    if closes:
+        for row in max(closes, key=lambda close: close[0])[1]:
+            features[row][NEWEST_CLOSE_FEATURE] = 1.0
     text_vectors = np.stack([instruction_embedding(t) for t in texts])
     return ReaderExample(
         question=question_embedding.astype(np.float32),

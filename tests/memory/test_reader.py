@@ -7,16 +7,19 @@ import torch
 
 from cortico.memory.reader import (
     FEATURES,
+    NEWEST_CLOSE_FEATURE,
     OLDEST_TASKS_AGO_FEATURE,
     POSITION_FEATURES,
     TASKS_AGO_FEATURE,
     MemoryReader,
     ReaderExample,
     collate,
+    example_from_evidence,
     length_buckets,
     predict,
     train_reader,
 )
+from cortico.memory.records import FUZZY, Evidence, MemoryItem, MemoryNote
 
 FRAME, TEXT = 8, 16
 
@@ -135,6 +138,27 @@ def test_the_reader_answers_from_the_gripper_position_of_the_memory_the_question
     test = _position_examples(200, 2, regions)
     accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
     assert accuracy > 0.8, accuracy  # chance is 0.25; the other notes' positions are random quarters
+
+
+def test_the_newest_gripper_close_in_the_evidence_is_marked() -> None:
+    def item(time: float, gripper_open: float) -> MemoryItem:
+        return MemoryItem(int(time), time, FUZZY, np.ones((1, FRAME), np.float32), {"gripper_open": gripper_open})
+
+    def note(end: float, close_time: float | None) -> MemoryNote:
+        facts = {} if close_time is None else {"close_position": (0.1, 0.7, 0.0), "close_time": close_time}
+        return MemoryNote(end - 1.0, end, np.ones(FRAME, np.float32), facts)
+
+    def marked(items: list[MemoryItem], notes: list[MemoryNote]) -> list[int]:
+        evidence = Evidence(10.0, items, notes)
+        example = example_from_evidence(np.zeros(TEXT, np.float32), np.zeros((4, TEXT), np.float32),
+                                        np.ones((1, FRAME), np.float32), {"gripper_open": 1.0}, evidence,
+                                        lambda text: np.zeros(TEXT, np.float32), 0)  # fmt: skip
+        return np.flatnonzero(example.features[:, NEWEST_CLOSE_FEATURE]).tolist()
+
+    frames = [item(1.0, 1.0), item(2.0, 0.0), item(3.0, 1.0), item(4.0, 0.0), item(5.0, 0.0)]
+    assert marked(frames, []) == [4]  # row 0 is "now"; the close seen between t=3 (open) and t=4 (closed)
+    assert marked(frames, [note(6.0, 4.5), note(8.0, None)]) == [6]  # a note's close at t=4.5 is newer
+    assert marked(frames[:1], [note(8.0, None)]) == []  # no close anywhere
 
 
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
