@@ -56,6 +56,7 @@ FEATURES = 14
 TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
 POSITION_FEATURES = slice(10, 13)
 NEWEST_CLOSE_FEATURE = 13
+CUE_SCALE = 5.0  # attention logits per unit of a pointer's cue weight
 
 
 def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 3 floats, or None
@@ -140,9 +141,15 @@ def example_from_evidence(
                 closes.append((note.facts.get("close_time", note.end) - evidence.time, rows))
             for key in note.key_frames:
                 add(key.vectors, 2, evidence.time - key.time, key.facts)
-    # a close is also seen between two frames in memory, the earlier open and the later closed
+    # a close is also seen between two frames in memory, the earlier open and the later closed, unless a note
+    # recorded a close between them (the same close, at its exact moment)
     frames.sort(key=lambda frame: frame[0])
-    closes += [(later[0], later[2]) for earlier, later in zip(frames, frames[1:]) if earlier[1] >= 0.5 > later[1]]
+    recorded = [time for time, _ in closes]
+    closes += [
+        (later[0], later[2])
+        for earlier, later in zip(frames, frames[1:])
+        if earlier[1] >= 0.5 > later[1] and not any(earlier[0] < t <= later[0] for t in recorded)
+    ]
     if closes:
         for row in max(closes, key=lambda close: close[0])[1]:
             features[row][NEWEST_CLOSE_FEATURE] = 1.0
@@ -181,7 +188,7 @@ class MemoryReader(nn.Module):
         self.count_pointer = Pointer(width, nn.Linear(text_dim, width), self.oldest_tasks_ago)
         self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
         where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
-        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where)
+        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)  # newest close, now
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits."""
@@ -206,9 +213,11 @@ class MemoryReader(nn.Module):
             pictures = batch["tokens"][..., : self.frame_dim]
             positions = batch["features"][..., POSITION_FEATURES]
             pointers = ((self.text_pointer, texts), (self.count_pointer, oldest),
-                        (self.picture_pointer, pictures), (self.position_pointer, positions))  # fmt: skip
+                        (self.picture_pointer, pictures))  # fmt: skip
             for pointer, contents in pointers:
                 scores = scores + pointer(pooled, read, mask, contents, choices)
+            cues = torch.stack([batch["features"][..., NEWEST_CLOSE_FEATURE], (batch["kinds"] == 0).float()], dim=-1)
+            scores = scores + self.position_pointer(pooled, read, mask, positions, choices, cues)
         return scores
 
 
@@ -217,15 +226,22 @@ class Pointer(nn.Module):
 
     The question's pooled state attends over the read tokens; each option, projected by ``options``, is
     compared (cosine) with the attended tokens' contents, projected by ``contents``; a gate per question
-    (softplus, starting nearly off) says how much the pointer counts.
+    (softplus, starting nearly off) says how much the pointer counts. With ``cues``, each question also
+    weighs ``C`` token flags ``(B, N, C)`` directly in its attention (the position pointer: "holds the newest
+    gripper close", "is the present frame"), so it need not learn to find them through the transformer.
     """
 
-    def __init__(self, width: int, options: nn.Module, contents: nn.Module) -> None:
+    def __init__(self, width: int, options: nn.Module, contents: nn.Module, cues: int = 0) -> None:
         super().__init__()
         self.query, self.key = nn.Linear(width, width), nn.Linear(width, width)
         self.options, self.contents = options, contents
         self.gate = nn.Linear(width, 1)
         nn.init.constant_(self.gate.bias, -3.0)  # random projections add noise until trained
+        # cues: token flags the question may weigh directly in its attention (starting at zero)
+        self.cue_weights = nn.Linear(width, cues) if cues else None
+        if self.cue_weights is not None:
+            nn.init.zeros_(self.cue_weights.weight)
+            nn.init.zeros_(self.cue_weights.bias)
 
     def forward(
         self,
@@ -234,9 +250,12 @@ class Pointer(nn.Module):
         mask: torch.Tensor,
         contents: torch.Tensor,
         options: torch.Tensor,
+        cues: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``(B, 4)`` option scores from ``pooled (B, W)``, ``read (B, N, W)``, ``contents (B, N, ...)``."""
+        """``(B, 4)`` option scores from ``pooled (B, W)``, ``read (B, N, W)``, ``contents (B, N, ...)``, ``cues``."""
         logits = torch.einsum("bw,bnw->bn", self.query(pooled), self.key(read)) / read.shape[-1] ** 0.5
+        if self.cue_weights is not None:
+            logits = logits + CUE_SCALE * torch.einsum("bc,bnc->bn", self.cue_weights(pooled), cues)
         attention = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # (B, N)
         targets = F.normalize(self.contents(contents), dim=-1)  # (B, N, W)
         similarity = torch.einsum("bow,bnw->bon", F.normalize(self.options(options), dim=-1), targets)
