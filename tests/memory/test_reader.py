@@ -159,6 +159,7 @@ def test_the_newest_gripper_close_in_the_evidence_is_marked() -> None:
     assert marked(frames, []) == [4]  # row 0 is "now"; the close seen between t=3 (open) and t=4 (closed)
     assert marked(frames, [note(6.0, 4.5), note(8.0, None)]) == [6]  # a note's close at t=4.5 is newer
     assert marked(frames[:1], [note(8.0, None)]) == []  # no close anywhere
+    assert marked(frames, [note(6.0, 3.5)]) == [6]  # the close between t=3 and t=4 is the note's, at its moment
 
 
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
