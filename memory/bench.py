@@ -19,7 +19,7 @@ import numpy as np
 
 from cortico.memory.factory import make_memory
 from cortico.memory.frame_encoder import ProbeFrameEncoder, train_probe_encoder
-from cortico.memory.qa import Question, QuestionGenerator
+from cortico.memory.qa import Question, QuestionGenerator, balance_across_streams
 from cortico.memory.reader import MemoryReader, ReaderExample, example_from_evidence, predict, train_reader
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
 from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
@@ -173,6 +173,10 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
     questions = [
         QuestionGenerator(s, i, config.seed, vocabulary).sample(config.questions_per_stream, min_frame)
         for i, s in enumerate(streams)
+    ]
+    questions = [  # balanced over the training set and over the test set (the blind bound checks the test set)
+        *balance_across_streams(questions[: config.train_streams], config.seed),
+        *balance_across_streams(questions[config.train_streams :], config.seed + 1),
     ]
     text = TextCache()
 

@@ -108,16 +108,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _qa_build(args: argparse.Namespace) -> int:
     from cortico.atomic import write_json_atomic
-    from cortico.memory.qa import QuestionGenerator, main_object, save_questions
+    from cortico.memory.qa import QuestionGenerator, balance_across_streams, main_object, save_questions
     from cortico.memory.streams import build_stream, plan_streams
 
     plans = plan_streams(args.data, args.streams, args.episodes_per_stream, args.seed)
     streams = [build_stream(args.data, plan) for plan in plans]
     vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
-    questions = []
-    for number, stream in enumerate(streams):
-        start = 3 * len(stream) // args.episodes_per_stream
-        questions += QuestionGenerator(stream, number, args.seed, vocabulary).sample(args.questions_per_stream, start)
+    per_stream = [
+        QuestionGenerator(stream, number, args.seed, vocabulary).sample(
+            args.questions_per_stream, 3 * len(stream) // args.episodes_per_stream
+        )
+        for number, stream in enumerate(streams)
+    ]
+    questions = [q for stream_questions in balance_across_streams(per_stream, args.seed) for q in stream_questions]
     out = Path(args.out)
     save_questions(out, questions)
     write_json_atomic(out.with_suffix(".streams.json"), {"data": str(args.data), "seed": args.seed, "streams": plans})

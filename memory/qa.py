@@ -2,7 +2,8 @@
 
 Every question is asked at a frame of a stream and may only be answered from frames up to it. Questions
 fill the grid {perception, interaction, planning} x {backward, real-time, forward}; each has four options,
-one correct by construction, and records its evidence time span. Answers are balanced per template so a
+one correct by construction, and records its evidence time span. Answers are balanced per template (within a
+stream, then over the whole set with :func:`balance_across_streams`) so a
 reader that sees only the question and options cannot beat chance by much (the "blind" bound checks it).
 
 Positions are described from the robot's point of view (it faces +y): "left" is -x, "near" is towards it.
@@ -294,6 +295,16 @@ def balance(questions: list[Question], rng: np.random.Generator) -> list[Questio
             chosen = rng.permutation(len(items))[:cap]
             kept.extend(items[i] for i in sorted(chosen))
     return sorted(kept, key=lambda q: (q.frame, q.template))
+
+
+def balance_across_streams(per_stream: list[list[Question]], seed: int) -> list[list[Question]]:
+    """Balance the answers of each template over a whole question set, not only within each stream.
+
+    Per-stream balancing leaves set-wide priors (most grasps happen over the same quarter of the table),
+    which a blind reader learns; balancing the pooled set removes them. Returns the kept questions per stream.
+    """
+    kept = {q.id for q in balance([q for questions in per_stream for q in questions], np.random.default_rng(seed))}
+    return [[q for q in questions if q.id in kept] for questions in per_stream]
 
 
 def save_questions(path: str | Path, questions: list[Question]) -> None:
