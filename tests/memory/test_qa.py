@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cortico.memory.qa import LEVELS, MODES, QuestionGenerator, load_questions, save_questions
+from cortico.memory.qa import (
+    LEVELS,
+    MODES,
+    Question,
+    QuestionGenerator,
+    balance_across_streams,
+    load_questions,
+    save_questions,
+)
 from cortico.memory.streams import Stream, StreamEpisode
 
 
@@ -79,3 +87,18 @@ def test_generation_is_deterministic_for_a_seed(stream):
     b = QuestionGenerator(stream, 0, seed=3).sample(15, min_frame=20)
     c = QuestionGenerator(stream, 0, seed=4).sample(15, min_frame=20)
     assert a == b and a != c
+
+
+def test_balancing_across_streams_removes_a_set_wide_answer_prior():
+    def question(stream: int, k: int, answer: str) -> Question:
+        options = ("near left", "near right", "far left", "far right")
+        return Question(f"s{stream}-f{k}-t", stream, "perception", "backward", "t", k, float(k), (0.0, 0.0), "where?",
+                        options, options.index(answer))  # fmt: skip
+
+    # each stream alone is balanced enough (2 vs 1), but "near right" is the answer 8 times out of 12 overall
+    per_stream = [[question(i, 0, "near right"), question(i, 1, "near right"), question(i, 2, "far left")]
+                  for i in range(4)]  # fmt: skip
+    kept = balance_across_streams(per_stream, seed=0)
+    answers = [q.options[q.answer] for questions in kept for q in questions]
+    assert answers.count("far left") == 4 and answers.count("near right") == 5  # at most 1.25 x the rarest
+    assert all(q.stream == i for i, questions in enumerate(kept) for q in questions)
