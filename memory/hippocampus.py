@@ -36,6 +36,7 @@ from cortico.memory.records import (
     MemoryNote,
     check_budget,
     check_question_time,
+    gripper_closed,
 )
 
 
@@ -99,7 +100,7 @@ class _OpenEvent:
         gripper = frame.facts.get("gripper_open")
         if gripper is not None and self._last_gripper is not None and gripper != self._last_gripper:
             self.gripper_changes += 1
-            if self._last_gripper >= 0.5 > gripper and frame.facts.get("gripper_position") is not None:
+            if gripper_closed(self._last_gripper, gripper) and frame.facts.get("gripper_position") is not None:
                 self.close_position, self.close_time = tuple(frame.facts["gripper_position"]), frame.time
         self._last_gripper = gripper
         self.success = self.success or bool(frame.facts.get("success", False))
@@ -211,10 +212,13 @@ class CorticoMemory:
             facts["close_position"], facts["close_time"] = event.close_position, event.close_time
         if event.instructions and self.text_encoder is not None:
             facts["instruction_embedding"] = self._embed(event.instructions[-1])
-        keys = tuple(
-            MemoryItem(k.index, k.time, FUZZY, k.embedding[None].astype(np.float32), dict(k.facts)) for k in event.keys
-        )
-        return MemoryNote(event.start, event.end, event.mean, facts, keys if with_key_frames else ())
+        keys = (
+            tuple(MemoryItem(k.index, k.time, FUZZY, k.embedding[None].astype(np.float32), dict(k.facts))
+                  for k in event.keys)
+            if with_key_frames
+            else ()
+        )  # fmt: skip
+        return MemoryNote(event.start, event.end, event.mean, facts, keys)
 
     def _fit_long_term(self) -> None:
         """Drop key frames of the oldest notes, then merge the oldest notes, until long term fits its share."""

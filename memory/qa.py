@@ -20,6 +20,7 @@ import numpy as np
 
 from cortico.atomic import write_bytes_atomic
 from cortico.envs.task_catalog import TASKS
+from cortico.memory.records import gripper_closed
 from cortico.memory.streams import Stream
 
 LEVELS = ("perception", "interaction", "planning")
@@ -141,7 +142,7 @@ class QuestionGenerator:
                     REGIONS,
                 )
             )
-        closes = [i for i in range(1, frame + 1) if s.gripper_open[i - 1] >= 0.5 > s.gripper_open[i]]
+        closes = [i for i in range(1, frame + 1) if gripper_closed(s.gripper_open[i - 1], s.gripper_open[i])]
         if closes and int(s.episode[closes[-1]]) < e:  # the last grasp happened in an earlier task
             last = closes[-1]
             questions.append(

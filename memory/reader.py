@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cortico.memory.qa import TABLE_CENTRE
-from cortico.memory.records import CLEAR, Evidence
+from cortico.memory.records import CLEAR, Evidence, gripper_closed
 
 AGE_SCALE = 60.0  # seconds: ages are given to the reader in minutes
 
@@ -148,7 +148,7 @@ def example_from_evidence(
     closes += [
         (later[0], later[2])
         for earlier, later in zip(frames, frames[1:])
-        if earlier[1] >= 0.5 > later[1] and not any(earlier[0] < t <= later[0] for t in recorded)
+        if gripper_closed(earlier[1], later[1]) and not any(earlier[0] < t <= later[0] for t in recorded)
     ]
     if closes:
         for row in max(closes, key=lambda close: close[0])[1]:

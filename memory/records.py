@@ -14,6 +14,11 @@ class MemoryInputError(ValueError):
     """A frame or a question does not fit the memory's contract (shape, dtype, NaN, time order)."""
 
 
+def gripper_closed(before: float, after: float) -> bool:
+    """Whether the gripper command went from open (>= 0.5) to closed between two frames."""
+    return before >= 0.5 > after
+
+
 @dataclass(frozen=True)
 class FrameRecord:
     """One frame of the stream, as the memory receives it.
