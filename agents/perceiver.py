@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cortico.envs.contract import Observation
-from cortico.memory.frame_encoder import PixelFrameEncoder
+from cortico.memory.frame_encoder import PixelFrameEncoder, perceive
 from cortico.memory.records import FrameRecord
 from cortico.perception.gaze import GazeModel
 
@@ -50,8 +50,8 @@ class Perceiver:
                 f"memory reads the {self.camera!r} camera; the observation has {list(observation.cameras)}"
             )
         image = observation.cameras[self.camera].rgb
-        embeddings, tokens = self.encoder.encode(np.ascontiguousarray(image)[None])
-        return FrameRecord(index, float(time), embeddings[0], tokens[0], facts)
+        embeddings, tokens, seen = perceive(self.encoder, np.ascontiguousarray(image)[None])
+        return FrameRecord(index, float(time), embeddings[0], tokens[0], {**facts, **seen[0]})
 
     def fixation(self, observation: Observation, instruction: str) -> tuple[float, float] | None:
         """The gaze fixation ``(column, row)`` in wrist-image pixels, or None without a gaze model or wrist view."""

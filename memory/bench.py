@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from cortico.memory.factory import make_memory
-from cortico.memory.frame_encoder import ProbeFrameEncoder, train_probe_encoder
-from cortico.memory.qa import Question, QuestionGenerator, balance_across_streams
+from cortico.memory.frame_encoder import ProbeFrameEncoder, perceive, train_probe_encoder
+from cortico.memory.qa import Question, QuestionGenerator, balance_across_streams, region
 from cortico.memory.reader import MemoryReader, ReaderExample, example_from_evidence, predict, train_reader
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
 from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
@@ -62,10 +62,11 @@ class TextCache:
 
 
 def encode_stream(encoder: ProbeFrameEncoder, stream: Stream) -> list[FrameRecord]:
-    """Frame records of a stream (embeddings from the encoder, facts the agent knows)."""
-    embeddings, tokens = encoder.encode(stream.images)
+    """Frame records of a stream (embeddings and what the encoder perceives, facts the agent knows)."""
+    embeddings, tokens, seen = perceive(encoder, stream.images)
     return [
-        FrameRecord(i, float(stream.times[i]), embeddings[i], tokens[i], stream.facts(i)) for i in range(len(stream))
+        FrameRecord(i, float(stream.times[i]), embeddings[i], tokens[i], {**stream.facts(i), **seen[i]})
+        for i in range(len(stream))
     ]
 
 
@@ -101,6 +102,18 @@ def run_memory(
     stats["occupancy_first_half_max"] = max(occupancy[: len(occupancy) // 2] or [0])
     stats["occupancy_second_half_max"] = max(occupancy[len(occupancy) // 2 :] or [0])
     return evidence, stats
+
+
+def perception_quality(streams: list[Stream], records: list[list[FrameRecord]]) -> dict[str, float]:
+    """How well the encoder's perceived object position matches the simulator's, over every frame of ``streams``."""
+    truth = np.concatenate([s.object for s in streams])
+    seen = np.array([r.facts["object_position"] for frames in records for r in frames])
+    errors = np.linalg.norm(seen[:, :2] - truth[:, :2], axis=1)
+    return {
+        "median_xy_error_cm": float(100 * np.median(errors)),
+        "region_agreement": float(np.mean([region(a) == region(b) for a, b in zip(seen, truth)])),
+        "frames": len(truth),
+    }
 
 
 def oracle_evidence(records: list[FrameRecord], question: Question) -> Evidence:
@@ -243,6 +256,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         },
         "cells": sorted({q.cell for q in test_questions}),
         "reader_final_loss": float(np.mean(reader_losses[-50:])),
+        "perceived_object": perception_quality(test, records[config.train_streams :]),
         "blind": score(predict(blind, examples(test_ids, "blind"))),
         "oracle": score(predict(reader, examples(test_ids, "oracle"))),
         "policies": {},

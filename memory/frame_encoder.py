@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 from cortico.memory.records import MemoryInputError
 
 PATCH_GRID = 2  # patch tokens per side: a clear frame costs PATCH_GRID**2 tokens
+OBJECT_STATE = slice(4, 7)  # the object's xyz in the probe's regression targets (see ProbeEncoderConfig)
 
 
 def check_frames(frames: np.ndarray) -> np.ndarray:
@@ -35,6 +37,14 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
 
 def _normalise(vectors: torch.Tensor) -> torch.Tensor:
     return F.normalize(vectors, dim=-1)
+
+
+def perceive(encoder: Any, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Embeddings, tokens and perceived facts of frames from any encoder (no facts when it perceives none)."""
+    if hasattr(encoder, "perceive"):
+        return encoder.perceive(frames)
+    embeddings, tokens = encoder.encode(frames)
+    return embeddings, tokens, [{} for _ in range(len(embeddings))]
 
 
 class PixelFrameEncoder:
@@ -77,13 +87,16 @@ class ProbeFrameEncoder(nn.Module):
         self.config = config or ProbeEncoderConfig()
         d = self.config.dim
         self.backbone = nn.Sequential(
-            nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(3 + 2, 32, 3, stride=2, padding=1), nn.GELU(),  # RGB + pixel coordinates
             nn.Conv2d(32, 48, 3, stride=2, padding=1), nn.GELU(),
             nn.Conv2d(48, d, 3, stride=2, padding=1), nn.GELU(),
             nn.Conv2d(d, d, 3, stride=2, padding=1),
         )  # fmt: skip
         self.state_head = nn.Linear(d, self.config.state_dim)
         self.task_head = nn.Linear(d, self.config.num_tasks)
+        # the state head regresses standardised targets; these give them back in metres
+        self.register_buffer("state_mean", torch.zeros(self.config.state_dim))
+        self.register_buffer("state_std", torch.ones(self.config.state_dim))
 
     @property
     def dim(self) -> int:
@@ -95,22 +108,38 @@ class ProbeFrameEncoder(nn.Module):
         size = self.config.image_size
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="area")
-        maps = self.backbone(images * 2 - 1)
+        # pixel coordinates as two more channels (CoordConv): the pooled embedding then says where things are,
+        # which a mean over translation-equivariant convolutions alone would forget
+        axis = torch.linspace(-1.0, 1.0, size, device=images.device)
+        coordinates = torch.stack(torch.meshgrid(axis, axis, indexing="xy")).expand(len(images), -1, -1, -1)
+        maps = self.backbone(torch.cat([images * 2 - 1, coordinates], dim=1))
         patches = F.adaptive_avg_pool2d(maps, PATCH_GRID).flatten(2).transpose(1, 2)
         return maps.mean(dim=(2, 3)), patches
 
-    @torch.no_grad()
-    def encode(self, frames: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(embeddings (N, D), tokens (N, 4, D))``, float32, unit norm."""
+        embeddings, tokens, _ = self.perceive(frames)
+        return embeddings, tokens
+
+    @torch.no_grad()
+    def perceive(self, frames: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """``encode``'s output plus what the probe sees in each frame: ``{"object_position": (x, y, z)}``.
+
+        The object's position is the state head's estimate (perception, not simulator state), so memory can
+        hold where things were without the reader decoding it from an embedding.
+        """
         check_frames(frames)
         self.eval()
-        embeddings, tokens = [], []
+        embeddings, tokens, states = [], [], []
         for start in range(0, len(frames), batch_size):
             images = torch.from_numpy(frames[start : start + batch_size]).permute(0, 3, 1, 2).float() / 255.0
             pooled, patches = self.features(images)
             embeddings.append(_normalise(pooled))
             tokens.append(_normalise(patches))
-        return torch.cat(embeddings).numpy().astype(np.float32), torch.cat(tokens).numpy().astype(np.float32)
+            states.append(self.state_head(pooled) * self.state_std + self.state_mean)
+        objects = torch.cat(states)[:, OBJECT_STATE].tolist()
+        facts = [{"object_position": tuple(position)} for position in objects]
+        return torch.cat(embeddings).numpy().astype(np.float32), torch.cat(tokens).numpy().astype(np.float32), facts
 
     def save(self, directory: str | Path) -> None:
         """``model.safetensors`` + ``config.json``."""
@@ -137,23 +166,32 @@ class ProbeFrameEncoder(nn.Module):
                 raise MemoryInputError(f"{directory} does not hold a probe frame encoder")
             model = cls(ProbeEncoderConfig(**raw))
             model.load_state_dict(load_file(str(directory / "model.safetensors")))
-        except (OSError, json.JSONDecodeError, SafetensorError) as error:
+        except (OSError, json.JSONDecodeError, SafetensorError, RuntimeError, TypeError) as error:
             raise MemoryInputError(f"cannot load a frame encoder from {directory}: {error}") from error
         return model.eval()
 
 
 def train_probe_encoder(
-    frames: np.ndarray, states: np.ndarray, tasks: np.ndarray, *, steps: int = 600, batch_size: int = 64, seed: int = 0
+    frames: np.ndarray,
+    states: np.ndarray,
+    tasks: np.ndarray,
+    *,
+    steps: int = 600,
+    batch_size: int = 64,
+    seed: int = 0,
+    config: ProbeEncoderConfig | None = None,
 ) -> ProbeFrameEncoder:
     """Train the probe encoder to regress ``states (N, 10)`` and classify ``tasks (N,)`` from ``frames``."""
     check_frames(frames)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = ProbeFrameEncoder()
+    model = ProbeFrameEncoder(config)
+    states = torch.from_numpy(np.asarray(states, dtype=np.float32))
+    model.state_mean.copy_(states.mean(0))
+    model.state_std.copy_(states.std(0, correction=0) + 1e-6)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     images = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    mean, std = states.mean(0), states.std(0) + 1e-6
-    targets = torch.from_numpy(((states - mean) / std).astype(np.float32))
+    targets = (states - model.state_mean) / model.state_std
     labels = torch.from_numpy(tasks.astype(np.int64))
     model.train()
     for step in range(steps):

@@ -13,9 +13,11 @@ read off the oldest memory rather than counted by the transformer; the token's p
 object at the start of the previous task" compares each region with the frame the question points at; and the
 gripper position the token records (where it was at a frame, where it last closed in a note), so "where was
 the gripper when it last closed" compares each region with that position (a feature marks the token with the
-newest close the evidence shows: a note's, or a closed frame whose predecessor in memory was open). Each
-pointer has a gate per question. The same model with ``use_memory=False`` is the blind bound (question and
-options only).
+newest close the evidence shows: a note's, or a closed frame whose predecessor in memory was open); and the
+object position the frame encoder perceived in the token's frame, so "where was the object at the start of
+the previous task" compares each region with it (a feature marks each task's earliest frame in the
+evidence). Each pointer has a gate per question. The same model with ``use_memory=False`` is the blind
+bound (question and options only).
 
 The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
 fits the benchmark (the language modules can replace it).
@@ -51,16 +53,20 @@ class ReaderExample:
 # age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
 # covers), time in task, merged, tasks ago of the oldest task it covers, then the gripper's position over the
 # table (x and y from the table's centre, in decimetres; for a note, where the gripper last closed in it)
-# and whether the token has one; last, whether the token holds the newest gripper close the evidence shows
-FEATURES = 14
+# and whether the token has one; whether the token holds the newest gripper close the evidence shows; where
+# the frame encoder saw the object (same units); last, whether the token is the earliest frame the evidence
+# holds of its task
+FEATURES = 18
 TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
 POSITION_FEATURES = slice(10, 13)
 NEWEST_CLOSE_FEATURE = 13
+OBJECT_FEATURES = slice(14, 17)
+TASK_START_FEATURE = 17
 CUE_SCALE = 5.0  # attention logits per unit of a pointer's cue weight
 
 
 def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 3 floats, or None
-    """``[x, y, known]``: a gripper position relative to the table's centre (decimetres), or zeros."""
+    """``[x, y, known]``: a position relative to the table's centre (decimetres), or zeros."""
     if position is None:
         return [0.0, 0.0, 0.0]
     return [10.0 * (position[0] - TABLE_CENTRE[0]), 10.0 * (position[1] - TABLE_CENTRE[1]), 1.0]
@@ -85,6 +91,7 @@ def example_from_evidence(
     current_task = now_facts.get("task_number", 0)
     frames: list[tuple[float, float, range]] = []  # (time, gripper command, its token rows) of every frame token
     closes: list[tuple[float, range]] = []  # (time, token rows) of every gripper close the evidence shows
+    starts: dict[int, tuple[float, range]] = {}  # task number -> (time, token rows) of its earliest frame token
 
     def add(
         vectors: np.ndarray,
@@ -114,6 +121,8 @@ def example_from_evidence(
                     (current_task - min(numbers)) / 10.0,  # OLDEST_TASKS_AGO_FEATURE
                     *where,  # POSITION_FEATURES
                     0.0,  # NEWEST_CLOSE_FEATURE, set below
+                    *position_features(None if kind == 3 else facts.get("object_position")),  # OBJECT_FEATURES
+                    0.0,  # TASK_START_FEATURE, set below
                 ]
             )
             kinds.append(kind)
@@ -121,6 +130,10 @@ def example_from_evidence(
         rows = range(first, len(tokens))
         if kind != 3 and "gripper_open" in facts:
             frames.append((-age, float(facts["gripper_open"]), rows))
+        if kind != 3 and "task_number" in facts:
+            number = int(facts["task_number"])
+            if number not in starts or -age < starts[number][0]:
+                starts[number] = (-age, rows)
         return rows
 
     add(now_tokens, 0, 0.0, now_facts)
@@ -153,6 +166,9 @@ def example_from_evidence(
     if closes:
         for row in max(closes, key=lambda close: close[0])[1]:
             features[row][NEWEST_CLOSE_FEATURE] = 1.0
+    for _, rows in starts.values():
+        for row in rows:
+            features[row][TASK_START_FEATURE] = 1.0
     text_vectors = np.stack([instruction_embedding(t) for t in texts])
     return ReaderExample(
         question=question_embedding.astype(np.float32),
@@ -189,6 +205,8 @@ class MemoryReader(nn.Module):
         self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
         where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
         self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)  # newest close, now
+        where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
+        self.object_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)  # task start, now
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits."""
@@ -216,8 +234,12 @@ class MemoryReader(nn.Module):
                         (self.picture_pointer, pictures))  # fmt: skip
             for pointer, contents in pointers:
                 scores = scores + pointer(pooled, read, mask, contents, choices)
-            cues = torch.stack([batch["features"][..., NEWEST_CLOSE_FEATURE], (batch["kinds"] == 0).float()], dim=-1)
+            features, now = batch["features"], (batch["kinds"] == 0).float()
+            cues = torch.stack([features[..., NEWEST_CLOSE_FEATURE], now], dim=-1)
             scores = scores + self.position_pointer(pooled, read, mask, positions, choices, cues)
+            cues = torch.stack([features[..., TASK_START_FEATURE], now], dim=-1)
+            objects = features[..., OBJECT_FEATURES]
+            scores = scores + self.object_pointer(pooled, read, mask, objects, choices, cues)
         return scores
 
 

@@ -32,6 +32,9 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     assert results["streams"]["test_questions"] > 0
     for bound in ("blind", "oracle"):
         assert 0.0 <= results[bound]["overall"] <= 1.0
+    perceived = results["perceived_object"]  # the encoder's object position is checked against the simulator's
+    assert perceived["frames"] == sum(results["streams"]["frames_per_stream"][3:])
+    assert perceived["median_xy_error_cm"] >= 0.0 and 0.0 <= perceived["region_agreement"] <= 1.0
     for row in results["policies"].values():
         assert row["peak_tokens"] <= row["budget_tokens"]
         assert 0.0 <= row["accuracy"]["overall"] <= 1.0

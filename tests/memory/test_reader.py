@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from cortico.memory.qa import TABLE_CENTRE
 from cortico.memory.reader import (
     FEATURES,
     NEWEST_CLOSE_FEATURE,
+    OBJECT_FEATURES,
     OLDEST_TASKS_AGO_FEATURE,
     POSITION_FEATURES,
+    TASK_START_FEATURE,
     TASKS_AGO_FEATURE,
     MemoryReader,
     ReaderExample,
@@ -114,8 +118,10 @@ def test_the_reader_answers_from_the_picture_of_the_memory_the_question_points_a
     assert accuracy > 0.8, accuracy  # chance is 0.25; the other memories' pictures are random regions
 
 
-def _position_examples(count: int, seed: int, regions: np.ndarray) -> list[ReaderExample]:
-    """Six notes, each with where the gripper closed; the question asks over which quarter the previous one's was."""
+def _position_examples(
+    count: int, seed: int, regions: np.ndarray, columns: slice = POSITION_FEATURES
+) -> list[ReaderExample]:
+    """Six memories, each with a position (``columns``); the question asks over which quarter the previous one's was."""
     rng = np.random.default_rng(seed)
     question = np.eye(TEXT, dtype=np.float32)[6]
     examples = []
@@ -123,21 +129,39 @@ def _position_examples(count: int, seed: int, regions: np.ndarray) -> list[Reade
         where = rng.uniform(-3.0, 3.0, size=(6, 2))  # decimetres from the table's centre
         features = np.zeros((6, FEATURES), np.float32)
         features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0
-        features[:, POSITION_FEATURES] = np.concatenate([where, np.ones((6, 1))], axis=1)
+        features[:, columns] = np.concatenate([where, np.ones((6, 1))], axis=1)
         quarter = int(where[1, 0] > 0) + 2 * int(where[1, 1] > 0)  # near left, near right, far left, far right
         tokens = rng.normal(size=(6, FRAME + TEXT)).astype(np.float32)
         examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 3), quarter))
     return examples
 
 
-def test_the_reader_answers_from_the_gripper_position_of_the_memory_the_question_points_at() -> None:
+@pytest.mark.parametrize("columns", [POSITION_FEATURES, OBJECT_FEATURES], ids=["gripper", "object"])
+def test_the_reader_answers_from_the_position_the_memory_the_question_points_at_holds(columns: slice) -> None:
     torch.manual_seed(0)
     regions = np.random.default_rng(5).normal(size=(4, TEXT)).astype(np.float32)
     reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
-    train_reader(reader, _position_examples(600, 1, regions), steps=400, batch_size=32)
-    test = _position_examples(200, 2, regions)
+    train_reader(reader, _position_examples(600, 1, regions, columns), steps=400, batch_size=32)
+    test = _position_examples(200, 2, regions, columns)
     accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
-    assert accuracy > 0.8, accuracy  # chance is 0.25; the other notes' positions are random quarters
+    assert accuracy > 0.8, accuracy  # chance is 0.25; the other memories' positions are random quarters
+
+
+def test_the_earliest_frame_of_each_task_and_the_perceived_object_position_are_features() -> None:
+    def item(time: float, task: int, object_x: float) -> MemoryItem:
+        facts = {"task_number": task, "object_position": (object_x, 0.6, 0.0)}
+        return MemoryItem(int(time), time, FUZZY, np.ones((1, FRAME), np.float32), facts)
+
+    items = [item(3.0, 1, 0.1), item(1.0, 0, 0.2), item(2.0, 0, 0.3), item(5.0, 1, 0.4)]
+    note = MemoryNote(0.0, 2.0, np.ones(FRAME, np.float32), {"task_numbers": [0]}, (item(0.5, 0, -0.1),))
+    example = example_from_evidence(np.zeros(TEXT, np.float32), np.zeros((4, TEXT), np.float32),
+                                    np.ones((1, FRAME), np.float32), {"task_number": 2}, Evidence(6.0, items, [note]),
+                                    lambda text: np.zeros(TEXT, np.float32), 0)  # fmt: skip
+    # rows: now (task 2), the four items, the note, its key frame (t=0.5: task 0's earliest, before t=1)
+    assert np.flatnonzero(example.features[:, TASK_START_FEATURE]).tolist() == [0, 1, 6]
+    known = example.features[:, OBJECT_FEATURES]
+    assert known[:, 2].tolist() == [0, 1, 1, 1, 1, 0, 1]  # nothing perceived for "now" (no fact) or for a note
+    assert np.allclose(known[1, :2], [10.0 * (0.1 - TABLE_CENTRE[0]), 10.0 * (0.6 - TABLE_CENTRE[1])])
 
 
 def test_the_newest_gripper_close_in_the_evidence_is_marked() -> None:
