@@ -203,10 +203,8 @@ class MemoryReader(nn.Module):
         self.text_pointer = Pointer(width, self.text_projection, self.text_projection)
         self.count_pointer = Pointer(width, nn.Linear(text_dim, width), self.oldest_tasks_ago)
         self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
-        where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
-        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)  # newest close, now
-        where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
-        self.object_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)  # task start, now
+        self.position_pointer = _position_pointer(width, text_dim)  # gripper; cues: newest close, now
+        self.object_pointer = _position_pointer(width, text_dim)  # perceived object; cues: task start, now
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits."""
@@ -241,6 +239,12 @@ class MemoryReader(nn.Module):
             objects = features[..., OBJECT_FEATURES]
             scores = scores + self.object_pointer(pooled, read, mask, objects, choices, cues)
         return scores
+
+
+def _position_pointer(width: int, text_dim: int) -> Pointer:
+    """A pointer comparing option texts with ``[x, y, known]`` positions, weighing two cues in its attention."""
+    where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
+    return Pointer(width, nn.Linear(text_dim, width), where, cues=2)
 
 
 class Pointer(nn.Module):
