@@ -183,9 +183,9 @@ class LanguageModule:
         self.replay = list(replay)
         self._text_encoder = text_encoder
         self._nearest: NearestInstruction | None = None
+        self._score_cache: dict[tuple, torch.Tensor] | None = None  # TRC2 slot scores, kept by choose_weight
 
     # ------------------------------------------------------------------------------------------ commands
-    @torch.no_grad()
     def parse_command(self, text: str) -> ParsedCommand:
         """``(task, arguments, confidence)`` of a command; empty text is refused, long text is truncated.
 
@@ -195,46 +195,78 @@ class LanguageModule:
         the product of each choice's share of the probability; below the threshold the nearest instruction
         may win.
         """
-        encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
-        embedding = self._probe_embedding(text)
-        labels, w = command_labels(self.tasks), self.settings.command_trc2_weight
-        task, task_share = self._choose(text, embedding, "task", "", labels["task"], final=False, weight=w)
-        speed, speed_share = self._choose(text, embedding, "speed", task, labels["speed"], final=False, weight=w)
-        repeat, repeat_share = self._choose(text, embedding, "repeat", f"{task} {speed}", labels["repeat"], True, w)
-        confidence = task_share * speed_share * repeat_share
-        parsed = ParsedCommand(task, {"speed": speed, "repeat": int(repeat)}, confidence, "trc2")
-        if parsed.confidence >= self.settings.confidence_threshold:
-            return parsed
-        fallback = self._nearest_instruction(text)
-        return fallback if fallback.confidence > parsed.confidence else parsed
+        return self.parse_commands([text])[0]
 
-    def _probe_embedding(self, text: str) -> torch.Tensor | None:
-        """The sentence embedding the probe reads (None when the module has no probe)."""
-        return self.sentence_embeddings([text]) if self.probe is not None else None
+    @torch.no_grad()
+    def parse_commands(self, texts: Sequence[str]) -> list[ParsedCommand]:
+        """:meth:`parse_command` of many commands at once (batched through TRC2 and the sentence encoder)."""
+        for text in texts:
+            encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
+        texts = list(texts)
+        embeddings = self._probe_embeddings(texts)
+        labels, w = command_labels(self.tasks), self.settings.command_trc2_weight
+        tasks, task_shares = self._choose(texts, embeddings, "task", [""] * len(texts), labels["task"], False, w)
+        speeds, speed_shares = self._choose(texts, embeddings, "speed", tasks, labels["speed"], False, w)
+        prefixes = [f"{task} {speed}" for task, speed in zip(tasks, speeds)]
+        repeats, repeat_shares = self._choose(texts, embeddings, "repeat", prefixes, labels["repeat"], True, w)
+        parsed = []
+        for i, text in enumerate(texts):
+            confidence = task_shares[i] * speed_shares[i] * repeat_shares[i]
+            command = ParsedCommand(tasks[i], {"speed": speeds[i], "repeat": int(repeats[i])}, confidence, "trc2")
+            if command.confidence < self.settings.confidence_threshold:
+                fallback = self._nearest_instruction(text)
+                command = fallback if fallback.confidence > command.confidence else command
+            parsed.append(command)
+        return parsed
+
+    def _probe_embeddings(self, texts: Sequence[str]) -> torch.Tensor | None:
+        """The sentence embeddings the probe reads (None when the module has no probe)."""
+        return self.sentence_embeddings(texts) if self.probe is not None else None
 
     def _choose(
         self,
-        text: str,
-        embedding: torch.Tensor | None,
+        texts: Sequence[str],
+        embeddings: torch.Tensor | None,
         slot: str,
-        prefix: str,
+        prefixes: Sequence[str],
         options: Sequence[str],
         final: bool,
         weight: float = 1.0,
-    ) -> tuple[str, float]:
-        """One grammar slot: the option with the highest TRC2 x probe probability after ``prefix``, and its share.
+        batch_rows: int = 1024,
+    ) -> tuple[list[str], list[float]]:
+        """One grammar slot for each text: the option with the highest TRC2 x probe probability, and its share.
 
-        TRC2 scores ``prefix option`` after ``text`` (with EOS when ``final``), its log-probabilities
+        TRC2 scores ``prefix option`` after the text (with EOS when ``final``), its log-probabilities
         times ``weight`` (below 1 it is trusted less than the probe; 0 leaves the probe alone); the probe
-        adds its log-probabilities when it has the slot.
+        adds its log-probabilities when it has the slot. Rows (text x option) go through TRC2 in batches.
         """
-        rows = [Example(text, f"{prefix} {option}".strip()) for option in options]
-        scores = weight * answer_log_probs(self.model, self.encode(rows), final=final)[0]
-        if embedding is not None and slot in self.probe.labels:
-            scores = scores + self.probe.log_probs(embedding, slot)[0]
-        shares = scores.softmax(0)
-        best = int(shares.argmax())
-        return options[best], float(shares[best])
+        if weight:
+            scores = weight * self._trc2_scores(texts, prefixes, options, final, batch_rows)
+        else:  # TRC2 left out: the probe alone
+            scores = torch.zeros(len(texts), len(options))
+        if embeddings is not None and slot in self.probe.labels:
+            scores = scores + self.probe.log_probs(embeddings, slot)
+        shares, best = scores.softmax(-1).max(-1)
+        return [options[int(b)] for b in best], shares.tolist()
+
+    def _trc2_scores(
+        self, texts: Sequence[str], prefixes: Sequence[str], options: Sequence[str], final: bool, batch_rows: int
+    ) -> torch.Tensor:
+        """TRC2's log-probability of each ``prefix option`` after each text, ``(N, K)``.
+
+        Each distinct (text, prefix) is scored once; within :meth:`choose_weight`, once for every weight.
+        """
+        keys = [(text, prefix, tuple(options), final) for text, prefix in zip(texts, prefixes)]
+        cache = self._score_cache if self._score_cache is not None else {}
+        missing = list(dict.fromkeys(key for key in keys if key not in cache))
+        if missing:
+            rows = self.encode([Example(t, f"{p} {o}".strip()) for t, p, _, _ in missing for o in options])
+            scores = torch.cat([
+                answer_log_probs(self.model, rows.select(range(start, min(start + batch_rows, len(rows)))), final)[0]
+                for start in range(0, len(rows), batch_rows)
+            ])  # fmt: skip
+            cache.update(zip(missing, scores.view(len(missing), len(options))))
+        return torch.stack([cache[key] for key in keys])
 
     def text_encoder(self) -> Any:
         """The packaged sentence encoder (MiniLM), loaded on first use and shared by probe and fallback."""
@@ -254,23 +286,37 @@ class LanguageModule:
         return self._nearest.parse(text)
 
     # ------------------------------------------------------------------------------------------ questions
-    @torch.no_grad()
     def parse_question(self, question: str) -> ParsedQuestion:
         """Read a question as a query ``(kind, task)``.
 
         The kind first, then for kinds about one task the task, each slot chosen like a command's
         (TRC2 x probe); the confidence is the product of the shares.
         """
-        if not isinstance(question, str) or not question.strip().rstrip("?").strip():
-            raise ValueError("the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'")
-        text = question.strip().rstrip("?").strip()
-        embedding = self._probe_embedding(text)
+        return self.parse_questions([question])[0]
+
+    @torch.no_grad()
+    def parse_questions(self, questions: Sequence[str]) -> list[ParsedQuestion]:
+        """:meth:`parse_question` of many questions at once."""
+        texts = []
+        for question in questions:
+            if not isinstance(question, str) or not question.strip().rstrip("?").strip():
+                raise ValueError(
+                    "the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'"
+                )
+            texts.append(question.strip().rstrip("?").strip())
+        embeddings = self._probe_embeddings(texts)
         weight = self.settings.question_trc2_weight
-        kind, confidence = self._choose(text, embedding, "question", "", EVENT_QUESTIONS, final=False, weight=weight)
-        if kind not in TASK_QUESTIONS:
-            return ParsedQuestion(kind, None, confidence)
-        task, share = self._choose(text, embedding, "about", kind, self.tasks, final=True, weight=weight)
-        return ParsedQuestion(kind, task, confidence * share)
+        kinds, shares = self._choose(texts, embeddings, "question", [""] * len(texts), EVENT_QUESTIONS, False, weight)
+        parsed = [ParsedQuestion(kind, None, share) for kind, share in zip(kinds, shares)]
+        about = [i for i, kind in enumerate(kinds) if kind in TASK_QUESTIONS]
+        if about:
+            chosen = embeddings[about] if embeddings is not None else None
+            tasks, task_shares = self._choose(
+                [texts[i] for i in about], chosen, "about", [kinds[i] for i in about], self.tasks, True, weight
+            )
+            for i, task, share in zip(about, tasks, task_shares):
+                parsed[i] = ParsedQuestion(kinds[i], task, shares[i] * share)
+        return parsed
 
     def answer(self, question: str, memory_evidence: Any) -> Answer:
         """Answer ``question`` by running its query on the events memory holds.
@@ -390,8 +436,7 @@ class LanguageModule:
     def parse_accuracy(self, examples: Sequence[Example]) -> dict[str, float]:
         """Share of commands whose task and arguments ``parse_command`` gets exactly right."""
         correct = fallback = 0
-        for example in examples:
-            parsed = self.parse_command(example.input)
+        for example, parsed in zip(examples, self.parse_commands([e.input for e in examples])):
             task, speed, repeat = example.output.split()
             correct += parsed.task == task and parsed.arguments == {"speed": speed, "repeat": int(repeat)}
             fallback += parsed.source != "trc2"
@@ -411,17 +456,21 @@ class LanguageModule:
         setting = {"command": "command_trc2_weight", "question": "question_trc2_weight"}[what]
         score = self.parse_accuracy if what == "command" else self.question_accuracy
         accuracy = {}
-        for weight in weights:
-            setattr(self.settings, setting, weight)
-            accuracy[str(weight)] = score(examples)["accuracy"]
+        self._score_cache = {}  # TRC2's scores do not depend on its weight: computed once for all weights
+        try:
+            for weight in weights:
+                setattr(self.settings, setting, weight)
+                accuracy[str(weight)] = score(examples)["accuracy"]
+        finally:
+            self._score_cache = None
         setattr(self.settings, setting, within_one_standard_error(accuracy, len(examples)))
         return accuracy
 
     def question_accuracy(self, examples: Sequence[Example]) -> dict[str, Any]:
         """Share of questions ``parse_question`` reads as exactly the right query, overall and per kind."""
         per_kind: dict[str, list[bool]] = {}
-        for example in examples:
-            correct = self.parse_question(example.input).query == example.output
+        for example, parsed in zip(examples, self.parse_questions([e.input for e in examples])):
+            correct = parsed.query == example.output
             per_kind.setdefault(example.output.split()[0], []).append(correct)
         every = [c for v in per_kind.values() for c in v]
         kinds = {k: float(np.mean(v)) for k, v in sorted(per_kind.items())}

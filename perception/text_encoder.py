@@ -141,13 +141,20 @@ class TextEncoder:
         return self.encode(texts).pooled
 
     @torch.inference_mode()
-    def _encode_uncached(self, texts: list[str]) -> None:
+    def _encode_uncached(self, texts: list[str], batch_size: int = 64) -> None:
+        """Encode ``texts`` into the cache in batches of similar length (little padding to compute)."""
+        lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
+        for text, length in zip(texts, lengths):
+            if length > self.max_length:
+                logger.warning("instruction truncated to %d tokens: %r", self.max_length, text)
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        for start in range(0, len(order), batch_size):
+            self._encode_batch([texts[i] for i in order[start : start + batch_size]])
+
+    def _encode_batch(self, texts: list[str]) -> None:
         batch = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
-        for text, ids in zip(texts, self.tokenizer(texts)["input_ids"]):
-            if len(ids) > self.max_length:
-                logger.warning("instruction truncated to %d tokens: %r", self.max_length, text)
         output = self.model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")})
         hidden = output.last_hidden_state
         mask = batch["attention_mask"].bool()

@@ -146,6 +146,24 @@ def test_trc2_is_weighted_against_the_probe_as_chosen_on_unseen_wordings(module_
     assert LanguageModule.load(module_copy).settings.command_trc2_weight == best
 
 
+def test_batched_parses_equal_one_at_a_time_parses(module_dir: Path) -> None:
+    from cortico.language.tasks import make_task
+
+    module = LanguageModule.load(module_dir)
+    commands = [e.input for e in make_task("commands", 0, "mt10").splits["novel"][:12]]
+    questions = [e.input for e in make_task("questions", 0, "mt10").splits["novel"][:12]]
+    for weight in (1.0, 0.25):
+        module.settings.command_trc2_weight = module.settings.question_trc2_weight = weight
+        batched, single = module.parse_commands(commands), [module.parse_command(c) for c in commands]
+        assert [(p.task, p.arguments, p.source) for p in batched] == [(p.task, p.arguments, p.source) for p in single]
+        assert np.allclose([p.confidence for p in batched], [p.confidence for p in single], atol=1e-5)
+        asked, one_by_one = module.parse_questions(questions), [module.parse_question(q) for q in questions]
+        assert [p.query for p in asked] == [p.query for p in one_by_one]
+        assert np.allclose([p.confidence for p in asked], [p.confidence for p in one_by_one], atol=1e-5)
+    with pytest.raises(ValueError, match="empty"):
+        module.parse_commands(["open the drawer", " "])
+
+
 def test_the_largest_weight_within_one_standard_error_of_the_best_is_chosen() -> None:
     # At 400 examples and a best of 0.9075 one standard error is 1.45 points: 0.905 is a tie, 0.8625 is not.
     accuracy = {"1.0": 0.835, "0.5": 0.8625, "0.25": 0.905, "0.0": 0.9075}
