@@ -203,6 +203,8 @@ class LanguageModule:
         for text in texts:
             encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
         texts = list(texts)
+        if not texts:
+            return []
         embeddings = self._probe_embeddings(texts)
         labels, w = command_labels(self.tasks), self.settings.command_trc2_weight
         tasks, task_shares = self._choose(texts, embeddings, "task", [""] * len(texts), labels["task"], False, w)
@@ -304,6 +306,8 @@ class LanguageModule:
                     "the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'"
                 )
             texts.append(question.strip().rstrip("?").strip())
+        if not texts:
+            return []
         embeddings = self._probe_embeddings(texts)
         weight = self.settings.question_trc2_weight
         kinds, shares = self._choose(texts, embeddings, "question", [""] * len(texts), EVENT_QUESTIONS, False, weight)
@@ -671,12 +675,12 @@ def train_module(
     settings = ModuleSettings(suite=suite, seed=seed, revision=MODULE_REVISION)
     module = LanguageModule(model.eval(), tokenizer, settings, replay)
     commands, questions = tasks
-    with torch_threads(1):
-        module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"]], seed)
-        weights = {
-            what: module.choose_weight(what, task.splits["novel_validation"])
-            for what, task in (("command", commands), ("question", questions))
-        }
+    # embedding thousands of texts and scoring batches of a thousand rows: every thread helps (unlike training)
+    module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"]], seed)
+    weights = {
+        what: module.choose_weight(what, task.splits["novel_validation"])
+        for what, task in (("command", commands), ("question", questions))
+    }
     if evaluate:
         module.settings.metrics = {
             "steps": steps,
