@@ -200,9 +200,9 @@ class LanguageModule:
     @torch.no_grad()
     def parse_commands(self, texts: Sequence[str]) -> list[ParsedCommand]:
         """:meth:`parse_command` of many commands at once (batched through TRC2 and the sentence encoder)."""
+        texts = list(texts)
         for text in texts:
             encode_prompt(self.tokenizer, text)  # refuses empty or unreadable text with a clear message
-        texts = list(texts)
         if not texts:
             return []
         embeddings = self._probe_embeddings(texts)
