@@ -10,7 +10,6 @@ centred on a point of interest.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,14 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from cortico.perception.workspace import WorkspaceBounds
-
-
-@functools.lru_cache(maxsize=16)
-def _unit_lattice(points_per_axis: int, extent: float, device: torch.device | str) -> torch.Tensor:
-    """``(1, n^3, 3)`` lattice covering ``[-extent, extent]^3`` (cached: it is the same for every call)."""
-    axis = torch.linspace(-extent, extent, points_per_axis, device=device)
-    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).view(1, -1, 3)
-
 
 # view name -> (right, down, forward) world axes; each triple is right-handed (right x down = forward)
 VIEW_AXES: dict[str, tuple[tuple[float, float, float], ...]] = {
@@ -92,6 +83,8 @@ class VirtualViewRenderer:
         self.image_size = int(image_size)
         self.bounds = bounds or WorkspaceBounds()
         self._axes = torch.tensor([VIEW_AXES[v] for v in self.views], dtype=torch.float32)  # (V, 3, 3)
+        # the world axes (0 x, 1 y, 2 z) along each view's columns and rows
+        self._plane_axes = tuple((int(a[0].abs().argmax()), int(a[1].abs().argmax())) for a in self._axes)
 
     # ------------------------------------------------------------------------------------------ geometry
     def default_cube(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,6 +150,8 @@ class VirtualViewRenderer:
             center, half_size = self.default_cube(batch, device)
         if mask is None:
             mask = torch.ones(batch, count, dtype=torch.bool, device=device)
+        points, colors, mask = _within_cube(points, colors, mask, center, half_size)
+        count = points.shape[1]
         views, size = len(self.views), self.image_size
         uv, depth = self.world_to_pixel(points, center, half_size)
         cols = torch.floor(uv[..., 0] + 0.5).long()
@@ -215,26 +210,62 @@ class VirtualViewRenderer:
         """
         return most_likely_point([HeatmapTerm(self, heatmaps, center, half_size)], center, half_size, grid, refinements)
 
-    def score_points(
+    def score_lattice(
         self,
         log_maps: torch.Tensor,
-        candidates: torch.Tensor,
+        axis_values: torch.Tensor,
         center: torch.Tensor,
         half_size: torch.Tensor,
         mode: str = "bilinear",
     ) -> torch.Tensor:
-        """Summed log-heatmap values (``mode`` interpolation) of candidates ``(B, N, 3)`` over the views: ``(B, N)``."""
+        """Summed log-heatmap values (``mode`` interpolation) over the views at every point of a lattice.
+
+        The lattice is the product of ``axis_values (B, 3, n)`` (world x, y and z values). A view sees two
+        world axes, so it is sampled on an ``n x n`` grid and broadcast along the third axis: the same values
+        as sampling each of the ``n^3`` points, for ``3 n^2`` samples.
+
+        Returns:
+            ``(B, n, n, n)`` scores indexed ``[x, y, z]``.
+        """
         batch, views, height, width = log_maps.shape
-        uv, _ = self.world_to_pixel(candidates, center, half_size)  # (B, V, N, 2)
-        normalised = torch.stack([(uv[..., 0] + 0.5) / width * 2 - 1, (uv[..., 1] + 0.5) / height * 2 - 1], dim=-1)
+        n = axis_values.shape[-1]
+        # The diagonal points (x_i, y_i, z_i): a view's column is a function of its right axis' value alone,
+        # and its row of its down axis' value, so their projections give every column and row of the grid.
+        uv, _ = self.world_to_pixel(axis_values.transpose(1, 2), center, half_size)  # (B, V, n, 2)
+        columns = (uv[..., 0] + 0.5) / width * 2 - 1
+        rows = (uv[..., 1] + 0.5) / height * 2 - 1
+        grid = torch.stack([columns[..., :, None].expand(-1, -1, -1, n), rows[..., None, :].expand(-1, -1, n, -1)], -1)
         sampled = F.grid_sample(
             log_maps.reshape(batch * views, 1, height, width),
-            normalised.reshape(batch * views, 1, -1, 2),
+            grid.reshape(batch * views, n, n, 2),
             mode=mode,
             padding_mode="border",
             align_corners=False,
-        )
-        return sampled.view(batch, views, -1).sum(dim=1)
+        ).view(batch, views, n, n)  # [right axis value, down axis value]
+        total = log_maps.new_zeros(batch, n, n, n)
+        for view, (right, down) in enumerate(self._plane_axes):
+            table = sampled[:, view] if right < down else sampled[:, view].transpose(1, 2)
+            total = total + table.unsqueeze(1 + 3 - right - down)  # broadcast along the axis the view looks along
+        return total
+
+
+def _within_cube(
+    points: torch.Tensor, colors: torch.Tensor, mask: torch.Tensor, center: torch.Tensor, half_size: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Drop the points no sample can show: outside every sample's cube or masked out in all samples.
+
+    Every view's axes are a signed permutation of the world's, so a point in a view lies in the cube. The
+    order of the kept points is unchanged, so the z-buffer picks the same points (the lowest index among
+    equal depths) and the views are identical; a zoomed cube keeps a few percent of the cloud. At least one
+    point is kept, so an empty scene still renders.
+    """
+    margin = half_size.view(-1, 1) * (1 + 1e-4) + 1e-6  # a superset of the view test, never a subset
+    near = ((points.float() - center[:, None, :]).abs().amax(dim=-1) <= margin) & mask
+    keep = near.any(dim=0)
+    if bool(keep.all()):
+        return points, colors, mask
+    keep[0] = True  # masked out or outside the cube, so it is not shown, but the scatter has a point to index
+    return points[:, keep], colors[:, keep], mask[:, keep]
 
 
 @dataclass(frozen=True)
@@ -263,22 +294,23 @@ def most_likely_point(
     level (each 4x finer, bicubic, since bilinear interpolation puts every maximum on a pixel centre): about
     15k candidates instead of a dense grid, for the same precision.
     """
-    batch = center.shape[0]
-    device = center.device
     log_maps = [torch.log(term.heatmaps.clamp_min(1e-12)) for term in terms]
-    rows = torch.arange(batch, device=device)
     scale = half_size.view(-1, 1, 1)
 
-    def best_of(candidates: torch.Tensor, mode: str) -> torch.Tensor:
+    def best_of(middle: torch.Tensor, points_per_axis: int, extent: float, mode: str) -> torch.Tensor:
+        offsets = torch.linspace(-extent, extent, points_per_axis, device=middle.device)
+        axis_values = middle[:, :, None] + offsets * scale  # (B, 3, n): the lattice's x, y and z values
         score = sum(
-            term.weight * term.renderer.score_points(maps, candidates, term.center, term.half_size, mode)
+            term.weight * term.renderer.score_lattice(maps, axis_values, term.center, term.half_size, mode)
             for term, maps in zip(terms, log_maps)
         )
-        return candidates[rows, score.argmax(dim=1)]
+        x, y, z = torch.unravel_index(score.flatten(1).argmax(dim=1), score.shape[1:])
+        return torch.stack([axis_values[:, 0].gather(1, x[:, None]), axis_values[:, 1].gather(1, y[:, None]),
+                            axis_values[:, 2].gather(1, z[:, None])], dim=1)[..., 0]  # fmt: skip
 
-    best = best_of(center[:, None, :] + _unit_lattice(grid, 1.0, device) * scale, "bilinear")
+    best = best_of(center, grid, 1.0, "bilinear")
     cell = 2.0 / (grid - 1)
     for _ in range(refinements):
-        best = best_of(best[:, None, :] + _unit_lattice(9, cell, device) * scale, "bicubic")
+        best = best_of(best, 9, cell, "bicubic")
         cell /= 4
     return best

@@ -146,3 +146,40 @@ def test_bad_configuration_is_refused():
         WorkspaceBounds((0, 0, 0), (1, 0, 1))
     with pytest.raises(ValueError, match="finite"):
         WorkspaceBounds((0, 0, float("nan")), (1, 1, 1))
+
+
+def test_points_outside_the_cube_do_not_change_the_views(cube_scene):
+    """Far-away points interleaved with the scene (dropped before the z-buffer) leave every pixel as it was."""
+    _, (points, colors) = cube_scene
+    renderer = VirtualViewRenderer(tuple(VIEW_AXES), image_size=64, bounds=BOUNDS)
+    center, half = renderer.zoomed_cube(torch.tensor([[0.0, 0.6, 0.1]]), 4.0)
+    far = points + torch.tensor([5.0, 0.0, 0.0])  # outside both cubes
+    mixed = torch.stack([points, far], dim=2).reshape(1, -1, 3)  # scene and far points alternate
+    mixed_colors = torch.stack([colors, 1 - colors], dim=2).reshape(1, -1, 3)
+    for cube in ((None, None), (center, half)):
+        expected, got = renderer.render(points, colors, None, *cube), renderer.render(mixed, mixed_colors, None, *cube)
+        for name in ("rgb", "depth", "xyz", "valid"):
+            assert torch.equal(getattr(expected, name), getattr(got, name)), name
+    empty = renderer.render(far, colors)  # nothing in the cube: empty views, not an error
+    assert empty.valid.sum() == 0
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_lattice_scores_equal_sampling_every_lattice_point(mode):
+    """The per-view n x n sampling broadcast over the third axis equals sampling all n^3 points."""
+    generator = torch.Generator().manual_seed(3)
+    renderer = VirtualViewRenderer(("top", "front", "left", "right"), image_size=32, bounds=BOUNDS)
+    center, half = renderer.zoomed_cube(torch.tensor([[0.0, 0.6, 0.1], [0.1, 0.7, 0.2]]), 2.0)
+    log_maps = torch.randn(2, 4, 32, 32, generator=generator)
+    axis_values = center[:, :, None] + torch.linspace(-1.2, 1.2, 7) * half.view(-1, 1, 1)  # partly outside
+    lattice = torch.stack(torch.meshgrid(*[axis_values[0, i] for i in range(3)], indexing="ij"), -1)
+    points = torch.stack([torch.stack(torch.meshgrid(*axis_values[b], indexing="ij"), -1) for b in range(2)])
+    assert torch.equal(points[0], lattice)
+    uv, _ = renderer.world_to_pixel(points.view(2, -1, 3), center, half)
+    grid = torch.stack([(uv[..., 0] + 0.5) / 32 * 2 - 1, (uv[..., 1] + 0.5) / 32 * 2 - 1], dim=-1)
+    brute = torch.nn.functional.grid_sample(
+        log_maps.reshape(8, 1, 32, 32), grid.reshape(8, 1, -1, 2), mode=mode, padding_mode="border",
+        align_corners=False,
+    ).view(2, 4, 7, 7, 7).sum(dim=1)  # fmt: skip
+    scores = renderer.score_lattice(log_maps, axis_values, center, half, mode)
+    torch.testing.assert_close(scores, brute, rtol=0, atol=1e-5)
