@@ -83,6 +83,8 @@ class VirtualViewRenderer:
         self.image_size = int(image_size)
         self.bounds = bounds or WorkspaceBounds()
         self._axes = torch.tensor([VIEW_AXES[v] for v in self.views], dtype=torch.float32)  # (V, 3, 3)
+        if not bool(((self._axes != 0).sum(-1) == 1).all()):  # rendering and decoding rely on it (see _within_cube)
+            raise ValueError("every virtual view's axes must be world axes up to sign")
         # the world axes (0 x, 1 y, 2 z) along each view's columns and rows
         self._plane_axes = tuple((int(a[0].abs().argmax()), int(a[1].abs().argmax())) for a in self._axes)
 
