@@ -32,6 +32,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--policies", default="cortico,curvature,uniform,fifo,merge")
     bench.add_argument("--questions-per-stream", type=int, default=60)
     bench.add_argument("--reader-steps", type=int, default=3000)
+    bench.add_argument("--encoder-steps", type=int, default=600, help="training steps of the probe frame encoder")
+    bench.add_argument(
+        "--pointer-loss-weight", type=float, default=0.0, help="deep supervision of the reader's pointers (0: off)"
+    )
     bench.add_argument(
         "--sources-per-question", type=int, default=6, help="memories each training question is read from"
     )
@@ -87,6 +91,8 @@ def _bench(args: argparse.Namespace) -> int:
         budgets=tuple(max(1, b // 4) for b in budgets),
         policies=policies,
         reader_steps=args.reader_steps,
+        encoder_steps=args.encoder_steps,
+        pointer_loss_weight=args.pointer_loss_weight,
         sources_per_question=args.sources_per_question,
         seed=args.seed,
     )

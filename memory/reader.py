@@ -62,6 +62,7 @@ NEWEST_CLOSE_FEATURE = 13
 OBJECT_FEATURES = slice(14, 17)
 TASK_START_FEATURE = 17
 CUE_SCALE = 5.0  # attention logits per unit of a pointer's cue weight
+POINTER_SCALE = 10.0  # option logits per unit of a pointer's agreement (at gate 1)
 
 
 def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 3 floats, or None
@@ -209,7 +210,8 @@ class MemoryReader(nn.Module):
         self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``(B, 4)`` option logits."""
+        """``(B, 4)`` option logits (in training, each pointer's own option logits go to ``pointer_logits``)."""
+        self.pointer_logits: list[torch.Tensor] = []
         question = self.question(batch["question"])[:, None]  # (B, 1, W)
         if self.use_memory:
             tokens = self.token(torch.cat([batch["tokens"], batch["features"]], dim=-1)) + self.kind(batch["kinds"])
@@ -232,11 +234,14 @@ class MemoryReader(nn.Module):
             positions = batch["features"][..., POSITION_FEATURES]
             pointers = ((self.text_pointer, texts), (self.count_pointer, oldest),
                         (self.picture_pointer, pictures))  # fmt: skip
-            for pointer, contents in pointers:
-                scores = scores + pointer(pooled, read, mask, contents, choices)
             features, now = batch["features"], (batch["kinds"] == 0).float()
             cues = torch.stack([features[..., NEWEST_CLOSE_FEATURE], now], dim=-1)
-            scores = scores + self.position_pointer(pooled, read, mask, positions, choices, cues)
+            pointers += ((self.position_pointer, positions, cues),)
+            for pointer, contents, *cue in pointers:
+                weight, agreement = pointer(pooled, read, mask, contents, choices, *cue)
+                scores = scores + weight * agreement
+                if self.training:
+                    self.pointer_logits.append(POINTER_SCALE * agreement)
         return scores
 
 
@@ -270,15 +275,19 @@ class Pointer(nn.Module):
         contents: torch.Tensor,
         options: torch.Tensor,
         cues: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``(B, 4)`` option scores from ``pooled (B, W)``, ``read (B, N, W)``, ``contents (B, N, ...)``, ``cues``."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight (B, 1), agreement (B, 4))`` from ``pooled (B, W)``, ``read (B, N, W)``, ``contents``, ``cues``.
+
+        ``agreement`` (in [-1, 1]) is how alike each option is to what the attended tokens hold; the reader
+        adds ``weight * agreement`` to its scores (the weight is the gate, up to ``POINTER_SCALE``).
+        """
         logits = torch.einsum("bw,bnw->bn", self.query(pooled), self.key(read)) / read.shape[-1] ** 0.5
         if self.cue_weights is not None:
             logits = logits + CUE_SCALE * torch.einsum("bc,bnc->bn", self.cue_weights(pooled), cues)
         attention = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # (B, N)
         targets = F.normalize(self.contents(contents), dim=-1)  # (B, N, W)
         similarity = torch.einsum("bow,bnw->bon", F.normalize(self.options(options), dim=-1), targets)
-        return 10.0 * F.softplus(self.gate(pooled)) * torch.einsum("bon,bn->bo", similarity, attention)
+        return POINTER_SCALE * F.softplus(self.gate(pooled)), torch.einsum("bon,bn->bo", similarity, attention)
 
 
 def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:
@@ -323,10 +332,14 @@ def train_reader(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = False,
+    pointer_loss_weight: float = 0.0,
 ) -> list[float]:
-    """Train on examples (cross-entropy over the four options); returns the loss curve.
+    """Train on examples (cross-entropy over the four options); returns the loss curve (with the pointers' terms).
 
-    Each step draws a length bucket (in proportion to its size) and a batch within it.
+    Each step draws a length bucket (in proportion to its size) and a batch within it. With
+    ``pointer_loss_weight``, each pointer's own answer adds that times its cross-entropy (deep supervision:
+    a pointer learns where to look even while its gate is nearly shut); off by default, since one benchmark
+    run with it did not bring back the question it was meant to (docs/memory.md).
     """
     from tqdm.auto import tqdm
 
@@ -344,6 +357,8 @@ def train_reader(
         picks = torch.randint(len(bucket), (batch_size,), generator=generator).tolist()
         batch = collate([examples[bucket[i]] for i in picks])
         loss = F.cross_entropy(reader(batch), batch["answer"])
+        for logits in getattr(reader, "pointer_logits", []):
+            loss = loss + pointer_loss_weight * F.cross_entropy(logits, batch["answer"])
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(reader.parameters(), 1.0)

@@ -143,6 +143,24 @@ def test_the_reader_answers_from_the_gripper_position_the_memory_the_question_po
     assert accuracy > 0.8, accuracy  # chance is 0.25; the other memories' positions are random quarters
 
 
+def test_each_pointer_answers_on_its_own_in_training_and_its_loss_is_added() -> None:
+    """Deep supervision: in training every pointer's own option logits are kept and trained on; not in eval."""
+    regions = np.random.default_rng(5).normal(size=(4, TEXT)).astype(np.float32)
+    examples = _position_examples(64, 1, regions)
+    reader = MemoryReader(FRAME, TEXT, width=32, layers=1).train()
+    reader(collate(examples[:8]))
+    assert len(reader.pointer_logits) == 4 and all(p.shape == (8, 4) for p in reader.pointer_logits)
+    reader.eval()
+    reader(collate(examples[:8]))
+    assert reader.pointer_logits == []
+    curves = []
+    for weight in (0.0, 0.2):
+        torch.manual_seed(0)
+        curves.append(train_reader(MemoryReader(FRAME, TEXT, width=32, layers=1), examples, steps=1, batch_size=8,
+                                   pointer_loss_weight=weight))  # fmt: skip
+    assert curves[1][0] > curves[0][0] + 0.2 * 4 * 0.5  # four pointers, each near chance (ln 4 = 1.39)
+
+
 def test_the_earliest_frame_of_each_task_and_the_perceived_object_position_are_features() -> None:
     def item(time: float, task: int, object_x: float) -> MemoryItem:
         facts = {"task_number": task, "object_position": (object_x, 0.6, 0.0)}
