@@ -80,6 +80,11 @@ def _bench(args: argparse.Namespace) -> int:
     budgets = [int(b) for b in args.budget.split(",") if b.strip()]
     if not budgets or any(b < 4 for b in budgets):
         raise ValueError(f"budgets must be token counts >= 4 (one clear frame), got {args.budget!r}")
+    for name in ("reader_steps", "encoder_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.pointer_loss_weight >= 0:
+        raise ValueError(f"--pointer-loss-weight must be >= 0 (0: off), got {args.pointer_loss_weight}")
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
     for policy in policies:
         MEMORIES.get(policy)

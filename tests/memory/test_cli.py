@@ -1,0 +1,23 @@
+"""Memory commands: bad settings are refused before any work starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from cortico.cli import main
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--budget", "2"], "budgets must be token counts >= 4"),
+        (["--encoder-steps", "0"], "--encoder-steps must be >= 1"),
+        (["--reader-steps", "-5"], "--reader-steps must be >= 1"),
+        (["--pointer-loss-weight", "-0.1"], "--pointer-loss-weight must be >= 0"),
+        (["--policies", "cortico,nope"], "nope"),
+    ],
+)
+def test_memory_bench_refuses_bad_settings(capsys, tmp_path, flags, message):
+    code = main(["memory", "bench", "--data", str(tmp_path / "missing"), *flags])
+    assert code == 2
+    assert message in capsys.readouterr().err
