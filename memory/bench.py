@@ -37,7 +37,7 @@ class BenchConfig:
     policies: tuple[str, ...] = ("cortico", "curvature", "uniform", "fifo", "merge")
     clear_tokens: int = 4
     frame_stride: int = 2
-    encoder_steps: int = 600  # held-out object xy error 6.3 / 4.2 / 3.7 cm at 600 / 2000 / 4000 (docs/memory.md)
+    encoder_steps: int = 600  # held-out object xy error 6.3 / 4.2 / 3.7 cm at 600 / 2000 / 4000 (BENCHMARKS.md)
     reader_steps: int = 1500
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
