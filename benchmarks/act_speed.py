@@ -20,17 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from perception_speed import timed  # median milliseconds after a warm-up (this folder is on the path)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def median_ms(function, repeats: int) -> float:  # noqa: ANN001
-    """Median milliseconds of ``repeats`` calls."""
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        samples.append(1000 * (time.perf_counter() - started))
-    return statistics.median(samples)
 
 
 def main() -> int:
@@ -72,7 +64,7 @@ def main() -> int:
     rounds: dict[str, list[float]] = {name: [] for name in variants}
     for index in range(args.rounds):
         for name, policy in variants.items():
-            rounds[name].append(median_ms(lambda p=policy: p.act(observation), args.repeats))
+            rounds[name].append(timed(lambda p=policy: p.act(observation), args.repeats))
         print(f"round {index + 1}: " + ", ".join(f"{n} {v[-1]:.1f} ms" for n, v in rounds.items()), flush=True)
 
     results = {
