@@ -1,9 +1,11 @@
 """The streaming embodied QA benchmark: memory policies at equal budgets, one reader, held-out streams.
 
 Training streams train the frame encoder and the reader (on evidence from every policy and budget, so one
-reader serves them all); held-out streams (other episodes) are evaluated. Beside every policy stand the
-blind bound (question and options only: if it is far above chance, the generator leaks answers) and the
-oracle bound (every frame of the past, one token each: the ceiling when the budget does not bind).
+reader serves them all; with ``readers`` > 1, an ensemble of readers from successive seeds, because one
+reader's training decides whether it learns the rarer templates at all); held-out streams (other episodes)
+are evaluated. Beside every policy stand the blind bound (question and options only: if it is far above
+chance, the generator leaks answers) and the oracle bound (every frame of the past, one token each: the
+ceiling when the budget does not bind).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class BenchConfig:
     frame_stride: int = 2
     encoder_steps: int = 600  # held-out object xy error 6.3 / 4.2 / 3.7 cm at 600 / 2000 / 4000 (BENCHMARKS.md)
     reader_steps: int = 1500
+    readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
@@ -226,11 +229,14 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
     )
     dim = records[0][0].embedding.shape[0]
     text_dim = text.encoder.dim
-    reader = MemoryReader(dim, text_dim)
-    reader_losses = train_reader(
-        reader, mixed, steps=config.reader_steps, seed=config.seed, progress=progress,
-        pointer_loss_weight=config.pointer_loss_weight,
-    )  # fmt: skip
+    readers, reader_losses = [], []
+    for number in range(config.readers):
+        reader = MemoryReader(dim, text_dim)
+        reader_losses.append(train_reader(
+            reader, mixed, steps=config.reader_steps, seed=config.seed + number, progress=progress,
+            pointer_loss_weight=config.pointer_loss_weight,
+        ))  # fmt: skip
+        readers.append(reader)
     blind = MemoryReader(dim, text_dim, use_memory=False)
     train_reader(blind, examples(train_ids, "blind"), steps=config.reader_steps // 2, seed=config.seed,
                  progress=progress)  # fmt: skip
@@ -259,27 +265,43 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
             "test_questions": len(test_questions),
         },
         "cells": sorted({q.cell for q in test_questions}),
-        "reader_final_loss": float(np.mean(reader_losses[-50:])),
+        "readers": config.readers,
+        "reader_final_loss": [float(np.mean(losses[-50:])) for losses in reader_losses],
         "perceived_object": perception_quality(test, records[config.train_streams :]),
         "blind": score(predict(blind, examples(test_ids, "blind"))),
-        "oracle": score(predict(reader, examples(test_ids, "oracle"))),
         "policies": {},
     }
+    oracle_examples = examples(test_ids, "oracle")
+    results["oracle"] = score(predict(readers, oracle_examples))
+    backward = np.array([q.mode == "backward" for q in test_questions])
+    answers = np.array([q.answer for q in test_questions])
+
+    def per_reader(examples_: list[ReaderExample]) -> dict[str, list[float]]:
+        """Each reader's own accuracy (overall and backward): the spread the ensemble averages over."""
+        correct = [predict(r, examples_) == answers for r in readers]
+        return {"overall": [float(c.mean()) for c in correct],
+                "backward": [float(c[backward].mean()) if backward.any() else None for c in correct]}  # fmt: skip
+
+    results["oracle_per_reader"] = per_reader(oracle_examples)
     for policy in config.policies:
         for frames in config.budgets:
             policy_examples = examples(test_ids, policy, frames)
-            chosen = predict(reader, policy_examples)
-            backward = [q for q in test_questions if q.mode == "backward"]
-            retained = [evidence_retained(q, runs[(policy, frames, q.stream)][0][q.id]) for q in backward]
+            chosen = predict(readers, policy_examples)
+            retained = [
+                evidence_retained(q, runs[(policy, frames, q.stream)][0][q.id])
+                for q, asked_back in zip(test_questions, backward)
+                if asked_back
+            ]
             stats = [runs[(policy, frames, sid)][1] for sid in test_ids]
             latency_examples = policy_examples[:64]
             begun = time.perf_counter()
-            predict(reader, latency_examples, batch_size=1)
+            predict(readers, latency_examples, batch_size=1)
             results["policies"][f"{policy}@{frames}"] = {
                 "policy": policy,
                 "budget_frames": frames,
                 "budget_tokens": frames * config.clear_tokens,
                 "accuracy": score(chosen),
+                "accuracy_per_reader": per_reader(policy_examples),
                 "backward_evidence_retained": float(np.mean(retained)) if retained else None,
                 "peak_tokens": max(s["peak_tokens"] for s in stats),
                 "occupancy_flat": all(s["occupancy_second_half_max"] <= s["budget_tokens"] for s in stats),

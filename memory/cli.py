@@ -32,6 +32,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--policies", default="cortico,curvature,uniform,fifo,merge")
     bench.add_argument("--questions-per-stream", type=int, default=60)
     bench.add_argument("--reader-steps", type=int, default=3000)
+    bench.add_argument(
+        "--readers", type=int, default=1, help="readers trained from successive seeds, answering as an ensemble"
+    )
     bench.add_argument("--encoder-steps", type=int, default=600, help="training steps of the probe frame encoder")
     bench.add_argument(
         "--pointer-loss-weight", type=float, default=0.0, help="deep supervision of the reader's pointers (0: off)"
@@ -80,7 +83,7 @@ def _bench(args: argparse.Namespace) -> int:
     budgets = [int(b) for b in args.budget.split(",") if b.strip()]
     if not budgets or any(b < 4 for b in budgets):
         raise ValueError(f"budgets must be token counts >= 4 (one clear frame), got {args.budget!r}")
-    for name in ("reader_steps", "encoder_steps"):
+    for name in ("reader_steps", "readers", "encoder_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.pointer_loss_weight >= 0:
@@ -96,6 +99,7 @@ def _bench(args: argparse.Namespace) -> int:
         budgets=tuple(max(1, b // 4) for b in budgets),
         policies=policies,
         reader_steps=args.reader_steps,
+        readers=args.readers,
         encoder_steps=args.encoder_steps,
         pointer_loss_weight=args.pointer_loss_weight,
         sources_per_question=args.sources_per_question,

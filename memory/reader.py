@@ -24,6 +24,7 @@ fits the benchmark (the language modules can replace it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -368,10 +369,28 @@ def train_reader(
 
 
 @torch.no_grad()
-def predict(reader: MemoryReader, examples: list[ReaderExample], batch_size: int = 64) -> np.ndarray:
-    """Chosen option per example."""
-    reader.eval()
-    choices = []
+def option_probabilities(
+    readers: MemoryReader | Sequence[MemoryReader], examples: list[ReaderExample], batch_size: int = 64
+) -> np.ndarray:
+    """``(N, 4)`` option probabilities, averaged over ``readers`` when several are given (an ensemble).
+
+    Readers trained from different seeds learn the rarer question templates in some runs and not in others;
+    averaging their probabilities lets a reader that knows an answer outvote those that are unsure.
+    """
+    readers = [readers] if isinstance(readers, nn.Module) else list(readers)
+    if not readers:
+        raise ValueError("option_probabilities needs at least one reader")
+    for reader in readers:
+        reader.eval()
+    batches = []
     for start in range(0, len(examples), batch_size):
-        choices.append(reader(collate(examples[start : start + batch_size])).argmax(dim=1).numpy())
-    return np.concatenate(choices) if choices else np.zeros(0, dtype=np.int64)
+        batch = collate(examples[start : start + batch_size])
+        batches.append(torch.stack([reader(batch).softmax(dim=1) for reader in readers]).mean(0).numpy())
+    return np.concatenate(batches) if batches else np.zeros((0, 4), dtype=np.float32)
+
+
+def predict(
+    readers: MemoryReader | Sequence[MemoryReader], examples: list[ReaderExample], batch_size: int = 64
+) -> np.ndarray:
+    """Chosen option per example (by the readers' mean probabilities when several are given)."""
+    return option_probabilities(readers, examples, batch_size).argmax(axis=1)

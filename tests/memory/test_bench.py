@@ -25,7 +25,7 @@ def test_held_out_streams_share_no_episode_with_training_streams(mt10_small: Pat
 def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path) -> None:
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
-        policies=("cortico", "uniform"), encoder_steps=10, reader_steps=10, sources_per_question=2,
+        policies=("cortico", "uniform"), encoder_steps=10, reader_steps=10, readers=2, sources_per_question=2,
     )  # fmt: skip
     results = run_benchmark(mt10_small, config, progress=False)
     assert set(results["policies"]) == {"cortico@2", "uniform@2", "cortico@4", "uniform@4"}
@@ -39,3 +39,5 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
         assert row["peak_tokens"] <= row["budget_tokens"]
         assert 0.0 <= row["accuracy"]["overall"] <= 1.0
         assert row["backward_evidence_retained"] is None or 0.0 <= row["backward_evidence_retained"] <= 1.0
+        assert len(row["accuracy_per_reader"]["overall"]) == 2  # each of the ensemble's readers scored alone
+    assert results["readers"] == 2 and len(results["reader_final_loss"]) == 2

@@ -13,6 +13,7 @@ from cortico.cli import main
         (["--budget", "2"], "budgets must be token counts >= 4"),
         (["--encoder-steps", "0"], "--encoder-steps must be >= 1"),
         (["--reader-steps", "-5"], "--reader-steps must be >= 1"),
+        (["--readers", "0"], "--readers must be >= 1"),
         (["--pointer-loss-weight", "-0.1"], "--pointer-loss-weight must be >= 0"),
         (["--policies", "cortico,nope"], "nope"),
     ],

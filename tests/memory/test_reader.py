@@ -19,6 +19,7 @@ from cortico.memory.reader import (
     collate,
     example_from_evidence,
     length_buckets,
+    option_probabilities,
     predict,
     train_reader,
 )
@@ -50,6 +51,7 @@ def _lookup_examples(count: int, seed: int, objects: np.ndarray) -> list[ReaderE
 
 
 def test_the_reader_copies_the_answer_from_the_memory_the_question_points_at() -> None:
+    """Alone, and in an ensemble with an untrained reader (mean probabilities)."""
     torch.manual_seed(0)
     objects = np.random.default_rng(0).normal(size=(12, TEXT)).astype(np.float32)
     reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
@@ -58,6 +60,18 @@ def test_the_reader_copies_the_answer_from_the_memory_the_question_points_at() -
     accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
     assert np.mean(losses[-20:]) < np.mean(losses[:20])
     assert accuracy > 0.8, accuracy  # chance is 0.25; a reader that ignores which memory is asked gets ~0.5
+
+    # an ensemble answers with its readers' mean probabilities: the trained reader outvotes an untrained one
+    untrained = MemoryReader(FRAME, TEXT, width=32, layers=1)
+    answers = np.array([e.answer for e in test])
+    both = option_probabilities([reader, untrained], test)
+    alone = [option_probabilities(r, test) for r in (reader, untrained)]
+    np.testing.assert_allclose(both, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.array_equal(predict(reader, test), alone[0].argmax(axis=1))
+    assert np.mean(predict(untrained, test) == answers) < 0.5
+    assert np.mean(predict([reader, untrained], test) == answers) > 0.8
+    assert predict([reader], []).shape == (0,)
 
 
 def _count_examples(count: int, seed: int, numbers: np.ndarray) -> list[ReaderExample]:
