@@ -28,8 +28,8 @@ class ViewTransformerConfig:
         patch: patch size in pixels.
         dim: token width.
         heads: attention heads.
-        intra_layers: layers attending within one view.
-        cross_layers: layers attending across views, language and extra tokens.
+        intra_layers: layers attending within one view (0: patch tokens go straight to the cross layers).
+        cross_layers: layers attending across views, language and extra tokens (at least one).
         text_dim: width of the text encoder's token features.
         proprio_dim: proprioceptive inputs (gripper state, time).
         decoder_channels: channels of the full-resolution decoder features.
@@ -48,6 +48,11 @@ class ViewTransformerConfig:
     decoder_channels: int = 16
 
     def __post_init__(self) -> None:
+        if self.intra_layers < 0 or self.cross_layers < 1:
+            raise ValueError(
+                f"intra_layers must be >= 0 and cross_layers >= 1 (views meet language only there), "
+                f"got {self.intra_layers} and {self.cross_layers}"
+            )
         if self.image_size % self.patch:
             raise ValueError(f"view size {self.image_size} must be a multiple of the patch size {self.patch}")
         if self.dim % self.heads:
@@ -76,7 +81,9 @@ class ViewTransformerOutput:
     global_features: torch.Tensor
 
 
-def _layers(config: ViewTransformerConfig, count: int) -> nn.TransformerEncoder:
+def _layers(config: ViewTransformerConfig, count: int) -> nn.Module:
+    if count == 0:
+        return nn.Identity()
     layer = nn.TransformerEncoderLayer(
         config.dim, config.heads, dim_feedforward=4 * config.dim, dropout=0.0, activation="gelu",
         batch_first=True, norm_first=True,

@@ -144,3 +144,18 @@ def test_a_sample_alone_gets_the_same_output_as_in_a_padded_batch():
         together, alone = run(slice(0, 2)), run(slice(0, 1))  # the first sample has padded text and extra tokens
     torch.testing.assert_close(alone.heatmap_logits[0], together.heatmap_logits[0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(alone.global_features[0], together.global_features[0], atol=1e-5, rtol=1e-4)
+
+
+def test_view_transformer_depths_are_checked_and_intra_view_layers_are_optional():
+    from cortico.policies.view_transformer import ViewTransformer, ViewTransformerConfig
+
+    small = dict(num_views=2, image_size=16, in_channels=4, patch=8, dim=32, heads=2, text_dim=8, decoder_channels=4)
+    with pytest.raises(ValueError, match="cross_layers >= 1"):
+        ViewTransformerConfig(**small, cross_layers=0)
+    with pytest.raises(ValueError, match="intra_layers must be >= 0"):
+        ViewTransformerConfig(**small, intra_layers=-1)
+    model = ViewTransformer(ViewTransformerConfig(**small, intra_layers=0, cross_layers=1)).eval()
+    with torch.no_grad():
+        output = model(torch.randn(1, 2, 4, 16, 16), torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool),
+                       torch.randn(1, 2))  # fmt: skip
+    assert output.heatmap_logits.shape == (1, 2, 16, 16) and torch.isfinite(output.heatmap_logits).all()
