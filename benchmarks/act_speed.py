@@ -28,6 +28,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policies", default="cortical,rvt,cnn")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=KIND:JSON",
+        help="also time KIND built with these settings, e.g. "
+        "cortical-64px=cortical:'{\"coarse\": {\"image_size\": 64}}'; repeatable",
+    )  # fmt: skip
     parser.add_argument("--task", default="pick-place-v3")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=3)
@@ -51,6 +56,9 @@ def main() -> int:
     for kind in kinds:
         policy_class = POLICIES.get(kind)
         variants[kind] = policy_class(policy_class.config_class()).eval()
+    for name, kind, settings in map(_parse_variant, args.variant):
+        policy_class = POLICIES.get(kind)
+        variants[name] = policy_class(policy_class.config_class.from_dict(settings)).eval()
     first = next(iter(variants.values()))
     env = MetaWorldEnv(args.task, cameras=first.config.cameras, image_size=args.image_size)
     observation = env.reset(seed=123)
@@ -79,6 +87,19 @@ def main() -> int:
     write_json_atomic(args.json, results)
     print(json.dumps({k: results[k] for k in ("act_ms_one_thread", "first_decision_seconds")}, indent=2))
     return 0
+
+
+def _parse_variant(text: str) -> tuple[str, str, dict]:
+    """``NAME=KIND:JSON`` -> (name, policy kind, settings)."""
+    name, _, rest = text.partition("=")
+    kind, _, settings = rest.partition(":")
+    try:
+        parsed = json.loads(settings or "{}")
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--variant {text!r}: the settings are not JSON ({error})") from error
+    if not name or not kind or not isinstance(parsed, dict):
+        raise SystemExit(f"--variant {text!r}: expected NAME=KIND:JSON-object")
+    return name, kind, parsed
 
 
 def _cpu_name() -> str:
