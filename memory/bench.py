@@ -22,7 +22,14 @@ import numpy as np
 from cortico.memory.factory import make_memory
 from cortico.memory.frame_encoder import ProbeFrameEncoder, perceive, train_probe_encoder
 from cortico.memory.qa import Question, QuestionGenerator, balance_across_streams, region
-from cortico.memory.reader import MemoryReader, ReaderExample, example_from_evidence, predict, train_reader
+from cortico.memory.reader import (
+    MemoryReader,
+    ReaderExample,
+    example_from_evidence,
+    option_probabilities,
+    predict,
+    train_reader,
+)
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
 from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
 
@@ -271,22 +278,23 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         "blind": score(predict(blind, examples(test_ids, "blind"))),
         "policies": {},
     }
-    oracle_examples = examples(test_ids, "oracle")
-    results["oracle"] = score(predict(readers, oracle_examples))
     backward = np.array([q.mode == "backward" for q in test_questions])
     answers = np.array([q.answer for q in test_questions])
 
-    def per_reader(examples_: list[ReaderExample]) -> dict[str, list[float]]:
-        """Each reader's own accuracy (overall and backward): the spread the ensemble averages over."""
-        correct = [predict(r, examples_) == answers for r in readers]
-        return {"overall": [float(c.mean()) for c in correct],
-                "backward": [float(c[backward].mean()) if backward.any() else None for c in correct]}  # fmt: skip
+    def answer(examples_: list[ReaderExample]) -> tuple[np.ndarray, dict[str, list[float]]]:
+        """The ensemble's choices and each reader's own accuracy (the spread it averages over), one pass each."""
+        each = [option_probabilities(reader, examples_) for reader in readers]
+        correct = [p.argmax(axis=1) == answers for p in each]
+        alone = {"overall": [float(c.mean()) for c in correct],
+                 "backward": [float(c[backward].mean()) if backward.any() else None for c in correct]}  # fmt: skip
+        return np.mean(each, axis=0).argmax(axis=1), alone
 
-    results["oracle_per_reader"] = per_reader(oracle_examples)
+    chosen, results["oracle_per_reader"] = answer(examples(test_ids, "oracle"))
+    results["oracle"] = score(chosen)
     for policy in config.policies:
         for frames in config.budgets:
             policy_examples = examples(test_ids, policy, frames)
-            chosen = predict(readers, policy_examples)
+            chosen, alone = answer(policy_examples)
             retained = [
                 evidence_retained(q, runs[(policy, frames, q.stream)][0][q.id])
                 for q, asked_back in zip(test_questions, backward)
@@ -301,7 +309,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
                 "budget_frames": frames,
                 "budget_tokens": frames * config.clear_tokens,
                 "accuracy": score(chosen),
-                "accuracy_per_reader": per_reader(policy_examples),
+                "accuracy_per_reader": alone,
                 "backward_evidence_retained": float(np.mean(retained)) if retained else None,
                 "peak_tokens": max(s["peak_tokens"] for s in stats),
                 "occupancy_flat": all(s["occupancy_second_half_max"] <= s["budget_tokens"] for s in stats),

@@ -358,8 +358,9 @@ def train_reader(
         picks = torch.randint(len(bucket), (batch_size,), generator=generator).tolist()
         batch = collate([examples[bucket[i]] for i in picks])
         loss = F.cross_entropy(reader(batch), batch["answer"])
-        for logits in getattr(reader, "pointer_logits", []):
-            loss = loss + pointer_loss_weight * F.cross_entropy(logits, batch["answer"])
+        if pointer_loss_weight:
+            for logits in getattr(reader, "pointer_logits", []):
+                loss = loss + pointer_loss_weight * F.cross_entropy(logits, batch["answer"])
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(reader.parameters(), 1.0)
