@@ -160,6 +160,7 @@ class RosArm:
         self._heartbeat = time.monotonic()
         self.image_size = 0
         self.stop_events: list[tuple[float, str]] = []
+        self._command_lock = threading.RLock()  # a hold is never followed by a waypoint checked before it
         self._subscribe()
         self._advertise(connect_timeout)
         self.watchdog = Watchdog(self._watch, self._hold)
@@ -228,9 +229,10 @@ class RosArm:
         logger.warning("holding the arm: %s", reason)
         if self.dry_run or self.latest.age(self.profile.ee_pose) == float("inf"):
             return
-        pose = pose_from_dict(self.latest.snapshot([self.profile.ee_pose], float("inf"), 0.0)[self.profile.ee_pose])
-        self.transport.publish(self.profile.pose_command, "geometry_msgs/PoseStamped",
-                               pose_to_dict(pose, self.transport.now(), self.profile.base_frame))  # fmt: skip
+        with self._command_lock:
+            pose = pose_from_dict(self.latest.snapshot([self.profile.ee_pose], float("inf"), 0.0)[self.profile.ee_pose])
+            self.transport.publish(self.profile.pose_command, "geometry_msgs/PoseStamped",
+                                   pose_to_dict(pose, self.transport.now(), self.profile.base_frame))  # fmt: skip
 
     # ---------------------------------------------------------------------------------- observation
     def observe(self, newer_than: float = 0.0) -> Observation:
@@ -310,14 +312,15 @@ class RosArm:
         try:
             next_tick = time.monotonic()
             for waypoint in decision.waypoints(start.gripper_pose, p.control_rate):
-                if (fault := self._fault()) is not None:
-                    message = fault
-                    break
-                self.transport.publish(
-                    p.pose_command,
-                    "geometry_msgs/PoseStamped",
-                    pose_to_dict(waypoint, self.transport.now(), p.base_frame),
-                )
+                with self._command_lock:
+                    if (fault := self._fault()) is not None:
+                        message = fault
+                        break
+                    self.transport.publish(
+                        p.pose_command,
+                        "geometry_msgs/PoseStamped",
+                        pose_to_dict(waypoint, self.transport.now(), p.base_frame),
+                    )
                 next_tick += period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
             if message == "reached":
@@ -341,11 +344,14 @@ class RosArm:
         self.policy_heartbeat()
         requested = action.to_array() if isinstance(action, KeyframeAction) else np.asarray(action, dtype=float)
         decision = self.safety.check(requested, observation.gripper_pose, self._gripper_open)
-        if decision.refused or self.dry_run or self._fault() is not None:
+        if decision.refused or self.dry_run:
             return False
         first = decision.waypoints(observation.gripper_pose, self.profile.control_rate)[0]
-        self.transport.publish(self.profile.pose_command, "geometry_msgs/PoseStamped",
-                               pose_to_dict(first, self.transport.now(), self.profile.base_frame))  # fmt: skip
+        with self._command_lock:
+            if self._fault() is not None:
+                return False
+            self.transport.publish(self.profile.pose_command, "geometry_msgs/PoseStamped",
+                                   pose_to_dict(first, self.transport.now(), self.profile.base_frame))  # fmt: skip
         return True
 
     def _fault(self) -> str | None:

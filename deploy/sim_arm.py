@@ -104,6 +104,7 @@ class SimArmNode:
                 target, grab = self._target, self._grab
             if seed is not None:
                 self.env.reset(seed=seed)
+                self._settle()
                 with self._lock:
                     self._target, self._grab = None, -1.0
                 target, grab = None, -1.0
@@ -125,11 +126,33 @@ class SimArmNode:
         """End :meth:`run`."""
         self._stop.set()
 
+    def _settle(self, *, tolerance: float = 5e-5, still_steps: int = 5, max_steps: int = 240) -> None:
+        """Let the hand come to rest after a reset, as a real arm finishes homing before it reports ready.
+
+        Meta-World's hand swings by up to ~6 mm for about half a second after a reset; without this, the first
+        observations of an episode would see the arm move on its own. Runs faster than real time.
+        """
+        still, previous = 0, self.env.tcp_position.copy()
+        for _ in range(max_steps):
+            self.env.step_delta(np.array([0.0, 0.0, 0.0, -1.0]))
+            position = self.env.tcp_position.copy()
+            still = still + 1 if np.linalg.norm(position - previous) < tolerance else 0
+            previous = position
+            if still >= still_steps:
+                return
+        logger.warning("the hand did not come to rest within %d steps of the reset", max_steps)
+
     def _step(self, target: np.ndarray | None, grab: float) -> None:
-        """One physics step tracking the target with Meta-World's delta action (at most 1 cm per step)."""
-        delta = (
-            np.zeros(3) if target is None else np.clip((target - self.env.tcp_position) / self.env.action_scale, -1, 1)
-        )
+        """One physics step tracking the target with Meta-World's delta action (at most 1 cm per step).
+
+        Like the keyframe servo, it drives the mocap body to where the hand's resting offset puts the tool on
+        the target; closing the loop on the lagging hand instead makes it oscillate about a held pose.
+        """
+        delta = np.zeros(3)
+        if target is not None:
+            low, high = self.env.reachable_bounds
+            mocap_goal = np.clip(target, low, high) - self.env.tcp_offset
+            delta = np.clip((mocap_goal - self.env.mocap_position()) / self.env.action_scale, -1, 1)
         self.env.step_delta(np.append(delta, grab))
 
     def _publish_state(self, stamp: float) -> None:

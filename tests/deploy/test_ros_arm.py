@@ -100,9 +100,13 @@ def test_watchdog_holds_the_arm_when_the_cameras_go_silent(sim_arm, arm):
     timeout = arm.profile.safety.watchdog_timeout
     assert tripped_at - cut <= timeout + 0.1, f"stopped {tripped_at - cut:.3f} s after the cut ({reason})"
     held = arm.latest.snapshot([arm.profile.ee_pose], 1.0, 1.0)[arm.profile.ee_pose]["pose"]["position"]
-    time.sleep(0.4)
+    time.sleep(1.0)  # the hand settles onto the hold pose (longer in wall time when the machine is loaded)
+    settled = arm.latest.snapshot([arm.profile.ee_pose], 1.0, 1.0)[arm.profile.ee_pose]["pose"]["position"]
+    time.sleep(0.3)
     later = arm.latest.snapshot([arm.profile.ee_pose], 1.0, 1.0)[arm.profile.ee_pose]["pose"]["position"]
-    assert abs(later["y"] - held["y"]) < 0.01, "the arm kept moving after the stop"
+    assert abs(settled["y"] - held["y"]) < 0.03, "the arm went on towards the target after the stop"
+    assert far.position[1] - settled["y"] > 0.05, "the arm reached the target despite the stop"
+    assert abs(later["y"] - settled["y"]) < 0.001, "the arm does not stay where it was held"
     with pytest.raises(StaleObservationError, match="image"):
         arm.observe()
     _publish_until_heard(arm, CAMERAS_ENABLED_TOPIC, "std_msgs/Bool", {"data": True},
@@ -135,7 +139,7 @@ def test_dry_run_sends_nothing(sim_arm, roscore, tmp_path):
         assert "dry run: would stream" in outcome.message
         time.sleep(0.3)
         moved = arm.observe().gripper_pose[:3] - observation.gripper_pose[:3]
-        assert np.linalg.norm(moved) < 0.005, f"the arm moved {moved} in a dry run"  # it settles by ~2 mm after a reset
+        assert np.linalg.norm(moved) < 0.002, f"the arm moved {moved} in a dry run"  # the sim arm settles first
         assert '"dry_run": true' in (tmp_path / "dry.jsonl").read_text()
     finally:
         arm.close()
