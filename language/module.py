@@ -635,14 +635,20 @@ def train_module(
     progress: bool = True,
     evaluate: bool = True,
     word_dropout: float = WORD_DROPOUT,
+    probe_examples: int | None = None,
 ) -> LanguageModule:
     """Train a module on the suite's commands and questions (half a batch each), checkpointing as it goes.
 
     Both are trained with ``word_dropout`` (see :func:`drop_words`). With ``evaluate`` the held-out exact
     match and the parsing accuracy of commands and questions are stored in ``module.json``.
+    ``probe_examples`` fits the sentence-encoder probe on at most that many training examples per family and
+    chooses TRC2's weights on at most a quarter as many validation wordings (a quick look such as
+    ``cortico demo --fast``: embedding every text is most of a short run's time); ``None`` uses them all.
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
+    if probe_examples is not None and probe_examples < 4:
+        raise ValueError(f"probe_examples must be at least 4 (or None for all), got {probe_examples}")
     config = config or ContinualConfig(learning_rate=1e-3)
     out = Path(out)
     checkpoint = out.with_name(out.name + ".checkpoint")
@@ -676,9 +682,11 @@ def train_module(
     module = LanguageModule(model.eval(), tokenizer, settings, replay)
     commands, questions = tasks
     # embedding thousands of texts and scoring batches of a thousand rows: every thread helps (unlike training)
-    module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"]], seed)
+    # the splits are shuffled, so a prefix is a fair sample of every task and question kind
+    module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"][:probe_examples]], seed)
+    validation = None if probe_examples is None else probe_examples // 4
     weights = {
-        what: module.choose_weight(what, task.splits["novel_validation"])
+        what: module.choose_weight(what, task.splits["novel_validation"][:validation])
         for what, task in (("command", commands), ("question", questions))
     }
     if evaluate:

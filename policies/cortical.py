@@ -216,9 +216,17 @@ class CorticalPolicy(KeyframePolicy):
 
     # --------------------------------------------------------------------------------------- stages
     def _coarse_stage(
-        self, scene: Scene, text: TextFeatures, proprio: torch.Tensor, generator: torch.Generator | None
+        self,
+        scene: Scene,
+        text: TextFeatures,
+        proprio: torch.Tensor,
+        generator: torch.Generator | None,
+        with_consistency: bool = True,
     ) -> tuple[VirtualViews, Any, torch.Tensor]:
-        """Coarse views and the static-stream transformer; returns (views, output, consistency loss)."""
+        """Coarse views and the static-stream transformer; returns (views, output, consistency loss).
+
+        ``with_consistency=False`` skips the loss (0 is returned): a decision does not need it (~1 ms).
+        """
         c = self.config
         views = self.coarse_renderer.render(scene.points, scene.colors, scene.mask)
         consistency = scene.points.new_zeros(())
@@ -233,7 +241,7 @@ class CorticalPolicy(KeyframePolicy):
                 nonlocal consistency
                 maps = tokens_to_maps(view_tokens, c.coarse.grid)
                 sampled = sample_features(maps, (located.pixels + 0.5) / c.coarse.patch - 0.5)  # (B, V, K, D)
-                if c.consistency_weight:
+                if c.consistency_weight and with_consistency:
                     consistency = keypoint_consistency(sampled, located.visible, c.consistency_temperature)
                 seen = located.visible.float()[..., None]
                 pooled = (sampled * seen).sum(1) / seen.sum(1).clamp_min(1.0)
@@ -314,7 +322,9 @@ class CorticalPolicy(KeyframePolicy):
         proprio = proprioception(batch)
         coarse_position = None
         if c.static_stream:
-            views, output, _ = self._coarse_stage(scene, text, proprio, torch.Generator().manual_seed(0))
+            views, output, _ = self._coarse_stage(
+                scene, text, proprio, torch.Generator().manual_seed(0), with_consistency=False
+            )
             coarse_position = self.coarse_renderer.heatmaps_to_world(
                 heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
             )

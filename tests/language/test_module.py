@@ -12,7 +12,7 @@ import torch
 
 from cortico.checkpoint import CheckpointError
 from cortico.language.data import answer_log_probs
-from cortico.language.module import LanguageModule, keyword_arguments, within_one_standard_error
+from cortico.language.module import LanguageModule, keyword_arguments, train_module, within_one_standard_error
 from cortico.language.probe import PROBE_FILE, CommandProbe
 from cortico.language.stream_file import read_stream
 from cortico.language.tasks import Example
@@ -33,6 +33,12 @@ def test_module_folder_holds_model_tokenizer_settings_and_replay(module_dir: Pat
     assert module.settings.suite == "mt10" and len(module.replay) > 0
     assert module.probe is not None and module.probe.tasks == module.tasks
     assert set(module.probe.labels) == {"task", "speed", "repeat", "question", "about"}
+
+
+def test_training_refuses_a_probe_sample_too_small_to_hold_every_family(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="probe_examples must be at least 4"):
+        train_module(tmp_path / "module", probe_examples=2)
+    assert not (tmp_path / "module").exists()
 
 
 def test_the_probe_learns_every_slot_from_sentence_embeddings_and_names_unknown_labels(tmp_path: Path) -> None:
