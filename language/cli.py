@@ -22,6 +22,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, default=DEFAULT_MODULE)
     train.add_argument("--no-resume", action="store_true", help="ignore a checkpoint left by an interrupted run")
+    train.add_argument(
+        "--probe-examples", type=int, default=None, metavar="N",
+        help="fit the sentence-encoder probe on N training examples per family (a quick look; default: all)",
+    )  # fmt: skip
     train.set_defaults(handler=_train)
 
     parse = sub.add_parser("parse", help="parse a command into a task and its arguments")
@@ -68,7 +72,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from cortico.language.module import train_module
 
-    module = train_module(args.out, args.suite, args.steps, args.seed, resume=not args.no_resume)
+    module = train_module(
+        args.out, args.suite, args.steps, args.seed, resume=not args.no_resume, probe_examples=args.probe_examples
+    )
     print(json.dumps(module.settings.metrics, indent=2))
     print(f"language module: {args.out}")
     return 0

@@ -35,10 +35,17 @@ def test_module_folder_holds_model_tokenizer_settings_and_replay(module_dir: Pat
     assert set(module.probe.labels) == {"task", "speed", "repeat", "question", "about"}
 
 
-def test_training_refuses_a_probe_sample_too_small_to_hold_every_family(tmp_path: Path) -> None:
+def test_training_refuses_a_probe_sample_too_small_to_hold_every_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from cortico.cli import main
+
     with pytest.raises(ValueError, match="probe_examples must be at least 4"):
         train_module(tmp_path / "module", probe_examples=2)
-    assert not (tmp_path / "module").exists()
+    out = tmp_path / "cli"
+    assert main(["language", "train", "--out", str(out), "--probe-examples", "0"]) == 2
+    assert "probe_examples must be at least 4" in capsys.readouterr().err
+    assert not (tmp_path / "module").exists() and not out.exists()
 
 
 def test_the_probe_learns_every_slot_from_sentence_embeddings_and_names_unknown_labels(tmp_path: Path) -> None:
