@@ -89,7 +89,7 @@ def worker_loop(settings: dict[str, Any]) -> None:
     if train.batch_size % world:
         raise ValueError(f"the batch size ({train.batch_size}) must divide evenly over {world} workers")
     out = Path(settings["out"])
-    dataset = KeyframeDataset(settings["data"], sample_steps=train.sample_steps)
+    dataset = KeyframeDataset(settings["data"], sample_steps=train.sample_steps, cache_mb=train.cache_mb)
     gaze = GazeModel.load(settings["gaze"]) if settings["gaze"] else None
     device = ray.train.torch.get_device()
     torch.manual_seed(train.seed)

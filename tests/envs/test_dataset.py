@@ -75,6 +75,28 @@ def test_keyframe_samples_pair_an_observation_with_the_next_keyframe(tiny_datase
     assert dense[0]["rgb"].shape[0] == 1
 
 
+def test_the_memory_cache_returns_what_the_files_hold_within_its_budget(tiny_dataset):
+    plain = KeyframeDataset(tiny_dataset, sample_steps="all")
+    one_sample_mb = sum(v.nbytes for v in plain[0].values() if isinstance(v, torch.Tensor)) / 2**20
+    cached = KeyframeDataset(tiny_dataset, sample_steps="all", cache_mb=2.5 * one_sample_mb)
+    for _ in range(2):  # the first pass fills the cache, the second reads from it
+        for index in range(len(plain)):
+            expected, got = plain[index], cached[index]
+            assert expected.keys() == got.keys()
+            for key, value in expected.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, got[key]), key
+                else:
+                    assert value == got[key], key
+    assert cached.cached_samples == 2, "two samples fit in 2.5 samples' worth of memory"
+    changed = cached[0]
+    changed["rgb"].zero_()
+    assert torch.equal(cached[0]["rgb"], plain[0]["rgb"]), "changing a returned sample must not change the cache"
+    assert KeyframeDataset(tiny_dataset).cached_samples == 0
+    with pytest.raises(ValueError, match="cache_mb must be >= 0"):
+        KeyframeDataset(tiny_dataset, cache_mb=-1)
+
+
 def test_task_balanced_draws_give_every_task_the_same_share(tiny_dataset):
     from cortico.policies.training import TrainConfig, draw_batch
 
