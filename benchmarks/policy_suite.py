@@ -45,6 +45,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keyframe-budget", type=int, default=15)
     parser.add_argument("--text-model", default="minilm", help="text encoder for every policy")
     parser.add_argument("--policy-config", default="{}", help="JSON settings applied to every policy")
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="training seed of every policy (initial weights, batches); demos, gaze model and evaluation seeds "
+        "stay the same. A seed other than 0 trains into WORKDIR/<policy>_seed<N>",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workdir", type=Path, default=Path("runs/policy_suite"))
     parser.add_argument("--quick", action="store_true", help="2 tasks, 2 demos, 30 steps, 1 episode: a smoke run")
@@ -60,8 +65,9 @@ def parse_args() -> argparse.Namespace:
 
 COMPARISON_SETTINGS = (
     "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "balance_tasks", "augment",
-    "gaze_steps", "eval_episodes", "keyframe_budget", "text_model", "policy_config",
+    "gaze_steps", "eval_episodes", "keyframe_budget", "text_model", "policy_config", "seed",
 )  # fmt: skip
+SETTING_DEFAULTS = {"seed": 0}  # settings added later; results written before them used these values
 
 
 def policy_overrides(kind: str, args: argparse.Namespace) -> dict[str, object]:
@@ -75,7 +81,7 @@ def earlier_results(path: Path, settings: dict, policies: list[str]) -> dict[str
         return {}
     earlier = json.loads(path.read_text())
     old = earlier.get("settings", {})
-    if any(old.get(key) != settings[key] for key in COMPARISON_SETTINGS):
+    if any(old.get(key, SETTING_DEFAULTS.get(key)) != settings[key] for key in COMPARISON_SETTINGS):
         print(f"{path}: earlier results use other settings; they are replaced")
         return {}
     known = [kind for kind in old.get("policies", "").split(",") if kind in earlier and kind not in policies]
@@ -124,9 +130,9 @@ def main() -> int:
     results.update(kept)
     results["settings"]["policies"] = ",".join([*kept, *policies])
     for kind in policies:
-        run = workdir / kind
+        run = workdir / (kind if args.seed == 0 else f"{kind}_seed{args.seed}")
         train = TrainConfig(
-            policy=kind, steps=args.steps, batch_size=args.batch_size, sample_steps=args.sample_steps,
+            policy=kind, seed=args.seed, steps=args.steps, batch_size=args.batch_size, sample_steps=args.sample_steps,
             balance_tasks=args.balance_tasks, augment=args.augment, gaze_model=str(gaze_run / "model"),
             policy_overrides=policy_overrides(kind, args), device=args.device, checkpoint_every=max(args.steps // 4, 1),
         )  # fmt: skip
