@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -316,10 +317,42 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
                 "ms_per_frame_with_queries": float(np.mean([s["ms_per_frame_with_queries"] for s in stats])),
                 "reader_ms_per_answer": 1000 * (time.perf_counter() - begun) / max(1, len(latency_examples)),
                 "stream_to_budget_ratio": float(np.mean([len(s) for s in test]) / frames),
+                "backward_by_history": accuracy_by_history(test_questions, chosen == answers, frames),
             }
     results["update_ms_per_frame"] = measure_update_speed(records[config.train_streams], config)
     results["seconds"] = time.perf_counter() - started
     return results
+
+
+HISTORY_BINS = (0.0, 10.0, 20.0, 40.0, 80.0, float("inf"))  # frames seen when asked, in budgets
+
+
+def accuracy_by_history(questions: Sequence[Question], correct: np.ndarray, budget_frames: int) -> dict[str, Any]:
+    """Backward accuracy by how long the stream was when each question was asked, in multiples of the budget.
+
+    Questions are asked anywhere after the first few tasks, so a stream "86x the budget" asks most of its
+    questions at a shorter history; the memory's target (its margin at 20x the budget) is read from these bins.
+    """
+    ratios = np.array([(q.frame + 1) / budget_frames for q in questions])
+    backward = np.array([q.mode == "backward" for q in questions])
+    bins = {}
+    for low, high in zip(HISTORY_BINS[:-1], HISTORY_BINS[1:]):
+        inside = backward & (ratios >= low) & (ratios < high)
+        label = f"{low:g}-{high:g}x" if np.isfinite(high) else f">={low:g}x"
+        bins[label] = {
+            "questions": int(inside.sum()),
+            "correct": int(correct[inside].sum()),
+            "accuracy": float(correct[inside].mean()) if inside.any() else None,
+        }
+    asked = ratios[backward]
+    return {
+        "bins": bins,
+        "history_to_budget": {
+            "min": float(asked.min()) if asked.size else None,
+            "median": float(np.median(asked)) if asked.size else None,
+            "max": float(asked.max()) if asked.size else None,
+        },
+    }
 
 
 def measure_update_speed(records: list[FrameRecord], config: BenchConfig, repeats: int = 20) -> dict[str, float]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cortico.envs.dataset.index import DatasetError
-from cortico.memory.bench import BenchConfig, run_benchmark
+from cortico.memory.bench import BenchConfig, accuracy_by_history, run_benchmark
+from cortico.memory.qa import Question
 from cortico.memory.streams import plan_benchmark_streams
 
 
@@ -40,4 +42,29 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
         assert 0.0 <= row["accuracy"]["overall"] <= 1.0
         assert row["backward_evidence_retained"] is None or 0.0 <= row["backward_evidence_retained"] <= 1.0
         assert len(row["accuracy_per_reader"]["overall"]) == 2  # each of the ensemble's readers scored alone
+        bins = row["backward_by_history"]["bins"].values()  # every backward question in one bin
+        asked = sum(b["questions"] for b in bins)
+        if "mode:backward" in row["accuracy"]:
+            assert asked > 0
+            assert sum(b["correct"] for b in bins) / asked == pytest.approx(row["accuracy"]["mode:backward"])
+        else:
+            assert asked == 0
     assert results["readers"] == 2 and len(results["reader_final_loss"]) == 2
+
+
+def _question(frame: int, mode: str) -> Question:
+    return Question(f"q{frame}{mode}", 0, "interaction", mode, "t", frame, frame / 10, (0.0, 0.0), "?", ("a",) * 4, 0)
+
+
+def test_backward_accuracy_is_binned_by_the_history_seen_when_asked() -> None:
+    questions = [_question(49, "backward"), _question(149, "backward"), _question(199, "backward"),
+                 _question(999, "backward"), _question(150, "forward")]  # fmt: skip
+    correct = np.array([True, False, True, True, True])
+    report = accuracy_by_history(questions, correct, budget_frames=10)  # histories 5x, 15x, 20x, 100x
+    bins = report["bins"]
+    assert bins["0-10x"] == {"questions": 1, "correct": 1, "accuracy": 1.0}
+    assert bins["10-20x"] == {"questions": 1, "correct": 0, "accuracy": 0.0}
+    assert bins["20-40x"] == {"questions": 1, "correct": 1, "accuracy": 1.0}  # 20x belongs to the bin it starts
+    assert bins["40-80x"] == {"questions": 0, "correct": 0, "accuracy": None}
+    assert bins[">=80x"]["questions"] == 1, "the forward question is not counted"
+    assert report["history_to_budget"] == {"min": 5.0, "median": 17.5, "max": 100.0}
