@@ -78,6 +78,7 @@ def worker_loop(settings: dict[str, Any]) -> None:
         TrainConfig,
         build_policy,
         draw_batch,
+        make_optimizer,
         noise_seed,
         training_step,
         write_checkpoint,
@@ -97,7 +98,7 @@ def worker_loop(settings: dict[str, Any]) -> None:
     for tensor in policy.state_dict().values():  # identical start on every worker
         dist.broadcast(tensor, src=0)
     trainable = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=train.learning_rate, weight_decay=train.weight_decay)
+    optimizer = make_optimizer(trainable, train)
     batches = torch.Generator().manual_seed(train.seed)  # the same global batches on every worker
     noise = torch.Generator().manual_seed(noise_seed(train.seed, rank))  # this worker's augmentation draws
     generators = {"batches": batches, "noise": noise}
