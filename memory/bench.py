@@ -319,6 +319,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
                 "stream_to_budget_ratio": float(np.mean([len(s) for s in test]) / frames),
                 "backward_by_history": accuracy_by_history(test_questions, chosen == answers, frames),
             }
+    results["backward_by_history_pooled"] = pool_by_history(results["policies"])
     results["update_ms_per_frame"] = measure_update_speed(records[config.train_streams], config)
     results["seconds"] = time.perf_counter() - started
     return results
@@ -353,6 +354,21 @@ def accuracy_by_history(questions: Sequence[Question], correct: np.ndarray, budg
             "max": float(asked.max()) if asked.size else None,
         },
     }
+
+
+def pool_by_history(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each memory policy's history bins summed over its budgets: its margin at a stream length, whatever the budget."""
+    pooled: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows.values():
+        bins = pooled.setdefault(row["policy"], {})
+        for label, counts in row["backward_by_history"]["bins"].items():
+            cell = bins.setdefault(label, {"questions": 0, "correct": 0})
+            cell["questions"] += counts["questions"]
+            cell["correct"] += counts["correct"]
+    for bins in pooled.values():
+        for cell in bins.values():
+            cell["accuracy"] = cell["correct"] / cell["questions"] if cell["questions"] else None
+    return pooled
 
 
 def measure_update_speed(records: list[FrameRecord], config: BenchConfig, repeats: int = 20) -> dict[str, float]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cortico.envs.dataset.index import DatasetError
-from cortico.memory.bench import BenchConfig, accuracy_by_history, run_benchmark
+from cortico.memory.bench import BenchConfig, accuracy_by_history, pool_by_history, run_benchmark
 from cortico.memory.qa import Question
 from cortico.memory.streams import plan_benchmark_streams
 
@@ -50,6 +50,11 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
         else:
             assert asked == 0
     assert results["readers"] == 2 and len(results["reader_final_loss"]) == 2
+    pooled = results["backward_by_history_pooled"]
+    assert set(pooled) == {"cortico", "uniform"}
+    for label, cell in pooled["cortico"].items():
+        rows = [results["policies"][f"cortico@{f}"]["backward_by_history"]["bins"][label] for f in (2, 4)]
+        assert cell["questions"] == sum(r["questions"] for r in rows)
 
 
 def _question(frame: int, mode: str) -> Question:
@@ -68,3 +73,14 @@ def test_backward_accuracy_is_binned_by_the_history_seen_when_asked() -> None:
     assert bins["40-80x"] == {"questions": 0, "correct": 0, "accuracy": None}
     assert bins[">=80x"]["questions"] == 1
     assert report["history_to_budget"] == {"min": 5.0, "median": 17.5, "max": 100.0}
+
+
+def test_history_bins_are_pooled_over_budgets() -> None:
+    def row(policy: str, questions: int, correct: int) -> dict:
+        bins = {"0-10x": {"questions": questions, "correct": correct}, ">=80x": {"questions": 0, "correct": 0}}
+        return {"policy": policy, "backward_by_history": {"bins": bins}}
+
+    pooled = pool_by_history({"a@5": row("a", 4, 3), "a@10": row("a", 6, 1), "b@5": row("b", 2, 2)})
+    assert pooled["a"]["0-10x"] == {"questions": 10, "correct": 4, "accuracy": 0.4}
+    assert pooled["a"][">=80x"] == {"questions": 0, "correct": 0, "accuracy": None}
+    assert pooled["b"]["0-10x"]["accuracy"] == 1.0
