@@ -54,7 +54,7 @@ class DemoConfig:
     def fast(cls) -> DemoConfig:
         """Tiny budgets: every stage runs, nothing is learned well (for tests and a first look)."""
         return cls(tasks=("button-press-topdown", "reach"), episodes_per_task=2, policy_steps=10, gaze_steps=10,
-                   batch_size=4, eval_episodes=1, keyframe_budget=3, language_steps=150, language_probe_examples=400,
+                   batch_size=4, eval_episodes=1, keyframe_budget=3, language_steps=60, language_probe_examples=400,
                    frame_stride=3, final_questions=5)  # fmt: skip
 
     def session_commands(self) -> list[str]:

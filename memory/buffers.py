@@ -229,9 +229,8 @@ class MergeMemory(BudgetedMemory):
     def _enforce_budget(self) -> None:
         while self.used > self.budget and len(self.items) > 1:
             items = list(self.items)
-            means = np.stack([i.vectors.mean(0) for i in items])
-            means /= np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
-            similarity = np.einsum("nd,nd->n", means[:-1], means[1:])
+            directions = np.stack([i.direction for i in items])
+            similarity = np.einsum("nd,nd->n", directions[:-1], directions[1:])
             k = int(np.argmax(similarity))
             a, b = items[k], items[k + 1]
             merged = MemoryItem(b.index, b.time, CLEAR, ((a.vectors + b.vectors) / 2).astype(np.float32),

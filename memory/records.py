@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,10 +50,16 @@ class MemoryItem:
     vectors: np.ndarray  # (tokens, D)
     facts: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def cost(self) -> int:
-        """Tokens this item occupies."""
+        """Tokens this item occupies (computed once: budgets are checked several times per frame)."""
         return int(self.vectors.shape[0])
+
+    @cached_property
+    def direction(self) -> np.ndarray:
+        """The unit-length mean of the item's tokens (computed once; merging compares items by it)."""
+        mean = self.vectors.mean(0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,9 @@ class MemoryNote:
     facts: dict[str, Any] = field(default_factory=dict)
     key_frames: tuple[MemoryItem, ...] = ()
 
-    @property
+    @cached_property
     def cost(self) -> int:
-        """Tokens: one for the note, plus its key frames."""
+        """Tokens: one for the note, plus its key frames (computed once)."""
         return 1 + sum(item.cost for item in self.key_frames)
 
 
