@@ -34,13 +34,18 @@ def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def mt10_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MT10, two expert episodes per task, front + wrist cameras at 48 px, every step stored."""
+    """MT10, two expert episodes per task, front + wrist cameras at 48 px, every step stored.
+
+    Collected on two Ray workers (the same episodes as in one process: tests/envs/test_workers.py).
+    """
+    from cortico.envs import SUITES
     from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+    from cortico.ray_runtime import RayOptions
 
     root = tmp_path_factory.mktemp("datasets") / "mt10_small"
     config = CollectionConfig(episodes_per_task=2, cameras=("front", "wrist"), image_size=48)
     summary = collect_demos(
-        root, list(__import__("cortico.envs", fromlist=["SUITES"]).SUITES["mt10"]), config, progress=False
+        root, list(SUITES["mt10"]), config, progress=False, workers=2, ray=RayOptions(cpus_per_worker=1.0)
     )
     assert not summary.short_tasks
     return root
