@@ -60,5 +60,5 @@ def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, learning_rate=3e-3, batch_size=16)
     out = tmp_path_factory.mktemp("language") / "module"
     train_module(out, "mt10", steps=30, config=tiny, progress=False, evaluate=False, checkpoint_every=20,
-                 probe_examples=1000)  # fmt: skip
+                 probe_examples=400)  # fmt: skip
     return out
