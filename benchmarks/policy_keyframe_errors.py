@@ -48,15 +48,13 @@ CORTICAL_DECODINGS = {
 
 def decoding_variants(policy, dataset) -> dict[str, dict[str, float]]:  # noqa: ANN001
     """Keyframe errors of a cortical policy under each of CORTICAL_DECODINGS (same weights)."""
-    import dataclasses
-
     from cortico.policies.offline import keyframe_errors
 
     original = policy.config
     results = {}
     try:
         for name, settings in CORTICAL_DECODINGS.items():
-            policy.config = dataclasses.replace(original, **{"gaze_focus": False, **settings})
+            policy.config = original.with_inference_settings({"gaze_focus": False, **settings})
             results[name] = keyframe_errors(policy, dataset)["all"]
     finally:
         policy.config = original

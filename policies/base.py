@@ -52,6 +52,7 @@ class PolicyConfig:
     """
 
     type: ClassVar[str] = ""
+    inference_settings: ClassVar[tuple[str, ...]] = ()  # settings a trained policy may change (no retraining)
     cameras: tuple[str, ...] = DEFAULT_CAMERAS
     workspace_low: tuple[float, float, float] = WorkspaceBounds().low
     workspace_high: tuple[float, float, float] = WorkspaceBounds().high
@@ -62,6 +63,17 @@ class PolicyConfig:
     def without_augmentation(self) -> PolicyConfig:
         """The same configuration with training augmentation off (for short trainings; see docs/policies.md)."""
         return self
+
+    def with_inference_settings(self, settings: dict[str, Any]) -> PolicyConfig:
+        """The same configuration with some of :attr:`inference_settings` changed (validated as at construction)."""
+        refused = sorted(set(settings) - set(self.inference_settings))
+        if refused:
+            accepted = ", ".join(self.inference_settings) or "none"
+            raise ValueError(
+                f"{refused} cannot change on a trained {self.type!r} policy; inference settings accepted: {accepted}"
+            )
+        values = {key: _same_kind(key, value, getattr(self, key)) for key, value in settings.items()}
+        return dataclasses.replace(self, **values)
 
     @property
     def bounds(self) -> WorkspaceBounds:
@@ -87,6 +99,19 @@ class PolicyConfig:
                 value = type(default)(**{k: _tuple_deep(v) for k, v in value.items()})
             values[key] = _tuple_deep(value)
         return cls(**values)
+
+
+def _same_kind(key: str, value: Any, current: Any) -> Any:
+    """``value`` as the type of the setting's current value (an int is accepted for a float), or a clear error."""
+    if isinstance(current, bool) or isinstance(value, bool):
+        ok = isinstance(current, bool) and isinstance(value, bool)
+    elif isinstance(current, float):
+        ok, value = isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise ValueError(f"setting {key!r} must be of type {type(current).__name__}, got {value!r}")
+    return value
 
 
 def _field_default(field_: dataclasses.Field) -> Any:

@@ -53,6 +53,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", help="report file (default: CHECKPOINT/eval/report.json)")
     evaluate.add_argument("--video", help="write one rollout video per task into this directory")
     evaluate.add_argument("--resume", action="store_true", help="keep the episodes an interrupted evaluation finished")
+    evaluate.add_argument(
+        "--inference", metavar="JSON",
+        help='inference settings changed on the trained weights, e.g. \'{"fine_weight": 1.0}\' (cortical: '
+        "gaze_focus, fine_weight); recorded in the report",
+    )  # fmt: skip
     add_ray_arguments(evaluate, "evaluation")
     evaluate.set_defaults(handler=_eval)
 
@@ -102,6 +107,14 @@ def _eval(args: argparse.Namespace) -> int:
     from cortico.policies.training import load_policy
 
     policy = load_policy(args.checkpoint)
+    if args.inference:
+        try:
+            settings = json.loads(args.inference)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--inference must be a JSON object, e.g. '{{\"fine_weight\": 1.0}}' ({error})") from error
+        if not isinstance(settings, dict):
+            raise ValueError(f"--inference must be a JSON object, got {args.inference!r}")
+        policy.config = policy.config.with_inference_settings(settings)
     if args.suite or args.tasks:
         tasks = resolve_tasks(suite=args.suite, tasks=None if args.suite else args.tasks)
     elif policy.config.tasks:

@@ -78,6 +78,7 @@ class CorticalConfig(PolicyConfig):
     """
 
     type: ClassVar[str] = "cortical"
+    inference_settings: ClassVar[tuple[str, ...]] = ("gaze_focus", "fine_weight")
     views: tuple[str, ...] = ("top", "front", "left")
     coarse: ViewTransformerConfig = field(default_factory=ViewTransformerConfig)
     fine: ViewTransformerConfig = field(default_factory=lambda: ViewTransformerConfig(intra_layers=1, cross_layers=2))
@@ -124,6 +125,7 @@ class RVTConfig(CorticalConfig):
     """RVT: the coarse stage only, virtual views + language (no keypoints, no gaze, no zoom)."""
 
     type: ClassVar[str] = "rvt"
+    inference_settings: ClassVar[tuple[str, ...]] = ()
     num_keypoints: int = 0
     dynamic_stream: bool = False
     consistency_weight: float = 0.0

@@ -62,6 +62,7 @@ class EvaluationReport:
     keyframe_budget: int
     untrained_tasks: list[str]
     workers: list[dict[str, Any]] = field(default_factory=list)  # per-worker stats of a Ray evaluation
+    inference: dict[str, Any] = field(default_factory=dict)  # the policy's inference settings (config)
 
     def per_task(self) -> dict[str, dict[str, Any]]:
         """Success rate, Wilson interval, keyframes used and decision time per task."""
@@ -96,6 +97,7 @@ class EvaluationReport:
             "median_decision_ms": 1000 * statistics.median(times) if times else float("nan"),
             "keyframe_budget": self.keyframe_budget,
             "untrained_tasks": self.untrained_tasks,
+            "inference_settings": self.inference,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,22 +165,31 @@ class EvaluationJob:
 
 
 def evaluate_episode_on_worker(
-    worker: Any, policy_source: Any, job: EvaluationJob, keyframe_budget: int, video_dir: str | None
+    worker: Any,
+    policy_source: Any,
+    job: EvaluationJob,
+    keyframe_budget: int,
+    video_dir: str | None,
+    inference: dict[str, Any] | None = None,
 ) -> EpisodeResult:
     """One episode inside an :class:`~cortico.envs.workers.EnvWorker` (a Ray actor or in this process).
 
-    ``policy_source`` is a checkpoint path (loaded once per worker) or, in process, the policy itself.
+    ``policy_source`` is a checkpoint path (loaded once per worker, with ``inference`` settings applied) or,
+    in process, the policy itself.
     """
     from cortico.envs.visualize import write_video
 
     if isinstance(policy_source, KeyframePolicy):
         policy = policy_source
     else:
-        if ("policy", str(policy_source)) not in worker.cache:
+        key = ("policy", str(policy_source), json.dumps(inference or {}, sort_keys=True))
+        if key not in worker.cache:
             from cortico.policies.training import load_policy
 
-            worker.cache[("policy", str(policy_source))] = load_policy(policy_source).eval()
-        policy = worker.cache[("policy", str(policy_source))]
+            loaded = load_policy(policy_source).eval()
+            loaded.config = loaded.config.with_inference_settings(inference or {})
+            worker.cache[key] = loaded
+        policy = worker.cache[key]
     env = worker.env(job.task, tuple(policy.config.cameras), policy.config.image_size, keyframe_budget * 160)
     frames = [] if video_dir is not None and job.first else None
     result = run_episode(policy, env, job.seed, keyframe_budget, frames)
@@ -216,7 +227,8 @@ def evaluate_policy(
 ) -> EvaluationReport:
     """Evaluate ``policy`` on ``tasks``: in this process (``workers=1``) or on Ray env workers.
 
-    Ray workers load the policy from ``checkpoint``. With ``episodes_file`` every finished episode is
+    Ray workers load the policy from ``checkpoint`` and apply ``policy``'s inference settings (its config's
+    ``inference_settings``), so they decide as ``policy`` does. With ``episodes_file`` every finished episode is
     appended there and episodes already in it are not run again (``--resume``). The report lists the
     episodes in task order whatever the number of workers.
     """
@@ -229,6 +241,7 @@ def evaluate_policy(
     if workers > 1 and checkpoint is None:
         raise ValueError("evaluation on Ray workers needs the checkpoint path (workers load the policy from it)")
     untrained = [t for t in tasks if policy.config.tasks and t not in policy.config.tasks]
+    inference = {key: getattr(policy.config, key) for key in policy.config.inference_settings}
     jobs = [EvaluationJob(t, evaluation_seed(seed, e), e == 0) for t in tasks for e in range(episodes_per_task)]
     log = Path(episodes_file) if episodes_file else None
     finished = load_finished_episodes(log) if log else {}
@@ -259,16 +272,18 @@ def evaluate_policy(
             finally:
                 worker.close()
         else:
-            stats = _evaluate_with_workers(todo, str(checkpoint), keyframe_budget, video, workers, ray, record)
+            stats = _evaluate_with_workers(
+                todo, str(checkpoint), keyframe_budget, video, workers, ray, record, inference
+            )  # fmt: skip
     finally:
         bar.close()
     episodes = [finished[(job.task, job.seed)] for job in jobs]
-    return EvaluationReport(episodes, keyframe_budget, untrained, workers=stats)
+    return EvaluationReport(episodes, keyframe_budget, untrained, workers=stats, inference=inference)
 
 
 def _evaluate_with_workers(
     todo: deque, checkpoint: str, keyframe_budget: int, video: str | None, workers: int, ray: RayOptions | None,
-    record: Any,
+    record: Any, inference: dict[str, Any],
 ) -> list[dict[str, Any]]:  # fmt: skip
     from cortico.envs.workers import WorkerPool
     from cortico.ray_runtime import clamp_workers, ray_session
@@ -280,7 +295,7 @@ def _evaluate_with_workers(
             pool.run(
                 next_job=lambda: todo.popleft() if todo else None,
                 function=evaluate_episode_on_worker,
-                arguments=lambda job: (checkpoint, job, keyframe_budget, video),
+                arguments=lambda job: (checkpoint, job, keyframe_budget, video, inference),
                 on_result=record,
             )
         finally:

@@ -159,3 +159,23 @@ def test_view_transformer_depths_are_checked_and_intra_view_layers_are_optional(
         output = model(torch.randn(1, 2, 4, 16, 16), torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool),
                        torch.randn(1, 2))  # fmt: skip
     assert output.heatmap_logits.shape == (1, 2, 16, 16) and torch.isfinite(output.heatmap_logits).all()
+
+
+def test_only_inference_settings_change_on_a_trained_policy(one_episode_batch):
+    policy = make_policy("cortical").eval()
+    config = policy.config
+    changed = config.with_inference_settings({"fine_weight": 1, "gaze_focus": True})
+    assert (changed.fine_weight, changed.gaze_focus) == (1.0, True)
+    assert changed.coarse == config.coarse and changed.num_keypoints == config.num_keypoints
+    batch = {key: value[:1] for key, value in one_episode_batch.items()}
+    default = policy.predict(batch)[0].position
+    policy.config = config.with_inference_settings({"fine_weight": 0.0})  # the coarse stage decides alone
+    assert not np.allclose(policy.predict(batch)[0].position, default)
+    with pytest.raises(ValueError, match=r"\['num_keypoints'\] cannot change.*accepted: gaze_focus, fine_weight"):
+        config.with_inference_settings({"num_keypoints": 4})
+    with pytest.raises(ValueError, match="fine_weight must be >= 0"):
+        config.with_inference_settings({"fine_weight": -1})
+    with pytest.raises(ValueError, match="'gaze_focus' must be of type bool, got 1"):
+        config.with_inference_settings({"gaze_focus": 1})
+    with pytest.raises(ValueError, match="accepted: none"):
+        make_policy("rvt").config.with_inference_settings({"fine_weight": 1.0})

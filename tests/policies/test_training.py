@@ -82,6 +82,27 @@ def test_cli_train_and_eval(one_episode, tmp_path, capsys):
     assert report["summary"]["episodes"] == 2 and report["tasks"]["reach"]["trained_on_task"] is False
     assert all(e["seed"] >= 1_000_000 for e in report["episodes"])
     assert (tmp_path / "eval.png").stat().st_size > 1000 and (tmp_path / "eval.md").read_text().startswith("## rvt")
+    assert report["summary"]["inference_settings"] == {}
+    for settings, message in (('{"fine_weight": 1}', "accepted: none"), ("[1]", "must be a JSON object")):
+        code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--inference", settings])
+        assert code == 2 and message in capsys.readouterr().err
+
+
+def test_evaluation_workers_decide_with_the_policys_inference_settings(tmp_path):
+    from cortico.envs.workers import EnvWorker
+    from cortico.policies.evaluation import EvaluationJob, evaluate_episode_on_worker, evaluation_seed
+
+    from .conftest import make_policy
+
+    make_policy("cortical").save(tmp_path / "policy")
+    worker = EnvWorker()
+    try:
+        job = EvaluationJob("drawer-close", evaluation_seed(0, 0), first=False)
+        result = evaluate_episode_on_worker(worker, tmp_path / "policy", job, 1, None, {"fine_weight": 0.0})
+    finally:
+        worker.close()
+    (loaded,) = [value for key, value in worker.cache.items() if key[0] == "policy"]
+    assert loaded.config.fine_weight == 0.0 and result.keyframes == 1
 
 
 def test_training_refuses_bad_input(one_episode, tmp_path, capsys):
