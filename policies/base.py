@@ -106,7 +106,8 @@ def _same_kind(key: str, value: Any, current: Any) -> Any:
     if isinstance(current, bool) or isinstance(value, bool):
         ok = isinstance(current, bool) and isinstance(value, bool)
     elif isinstance(current, float):
-        ok, value = isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+        ok = isinstance(value, (int, float))
+        value = float(value) if ok else value
     else:
         ok = isinstance(value, type(current))
     if not ok:
