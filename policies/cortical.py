@@ -71,7 +71,9 @@ class CorticalConfig(PolicyConfig):
             several centimetres (at 3 cm it learned "the target is at the centre": MT10 0.68 -> 0.79).
         gaze_focus: at inference, move the focus onto the gaze ray when the gaze model sees the target
             (off by default: it moved the focus away from the target more often than towards it).
-        fine_weight: weight of the fine stage's log-heatmaps against the coarse stage's in the joint decoding.
+        fine_weight: weight of the fine stage's log-heatmaps against the coarse stage's in the joint decoding;
+            4 was chosen closed loop on validation episodes (0.5, the offline choice, did 3 points worse on
+            average over five checkpoints' evaluation episodes; BENCHMARKS.md).
         fovea_spans: widths (wrist pixels) of the foveated crops; fovea_size: their resolution.
         gaze: the frozen gaze model's configuration (its weights are part of the policy's).
         augmentation: SE(3) scene augmentation ranges.
@@ -91,7 +93,7 @@ class CorticalConfig(PolicyConfig):
     heatmap_sigma: float = 1.5
     focus_noise: float = 0.08
     gaze_focus: bool = False
-    fine_weight: float = 0.5
+    fine_weight: float = 4.0
     fovea_spans: tuple[int, ...] = (16, 40)
     fovea_size: int = 32
     gaze: GazeConfig = field(default_factory=GazeConfig)
