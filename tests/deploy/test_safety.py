@@ -47,7 +47,8 @@ def test_fuzz_no_command_leaves_the_limits(mode):
     rng = np.random.default_rng(0 if mode == "clamp" else 1)
     low, high = np.array(limits.workspace_low), np.array(limits.workspace_high)
     violations, sent = [], 0
-    for trial in range(10_000):
+    trials = 5_000
+    for trial in range(trials):
         current = np.concatenate([rng.uniform(low, high), Rotation.random(random_state=rng).as_quat()])
         decision = layer.check(_adversarial(rng, current), current, bool(rng.integers(2)))
         if decision.refused:
@@ -72,7 +73,7 @@ def test_fuzz_no_command_leaves_the_limits(mode):
         if np.max((rotations[:-1].inv() * rotations[1:]).magnitude()) * RATE > limits.max_angular_speed + 1e-6:
             violations.append((trial, "turning too fast"))
     assert not violations, violations[:10]
-    assert sent > 1000, "the fuzz test must exercise commands that are sent, not only refusals"
+    assert sent > trials // 10, "the fuzz test must exercise commands that are sent, not only refusals"
 
 
 def test_each_rule(tmp_path):
