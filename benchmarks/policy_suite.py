@@ -29,6 +29,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=96, help="camera image size")
     parser.add_argument("--steps", type=int, default=3000, help="training steps per policy")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="peak learning rate of every policy (default: TrainConfig's)"
+    )
     parser.add_argument("--sample-steps", default="keyframes", choices=("all", "keyframes"))
     parser.add_argument(
         "--balance-tasks", action="store_true",
@@ -64,10 +67,10 @@ def parse_args() -> argparse.Namespace:
 
 
 COMPARISON_SETTINGS = (
-    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "sample_steps", "balance_tasks", "augment",
-    "gaze_steps", "eval_episodes", "keyframe_budget", "text_model", "policy_config", "seed",
+    "suite", "episodes_per_task", "image_size", "steps", "batch_size", "learning_rate", "sample_steps",
+    "balance_tasks", "augment", "gaze_steps", "eval_episodes", "keyframe_budget", "text_model", "policy_config", "seed",
 )  # fmt: skip
-SETTING_DEFAULTS = {"seed": 0}  # settings added later; results written before them used these values
+SETTING_DEFAULTS = {"seed": 0, "learning_rate": None}  # settings added later; results written before them used these values
 
 
 def policy_overrides(kind: str, args: argparse.Namespace) -> dict[str, object]:
@@ -135,6 +138,7 @@ def main() -> int:
             policy=kind, seed=args.seed, steps=args.steps, batch_size=args.batch_size, sample_steps=args.sample_steps,
             balance_tasks=args.balance_tasks, augment=args.augment, gaze_model=str(gaze_run / "model"),
             policy_overrides=policy_overrides(kind, args), device=args.device, checkpoint_every=max(args.steps // 4, 1),
+            **({} if args.learning_rate is None else {"learning_rate": args.learning_rate}),
         )  # fmt: skip
         summary = train_policy(data, run, train, resume=run.exists())
         policy = load_policy(run)
