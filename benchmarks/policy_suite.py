@@ -70,7 +70,8 @@ COMPARISON_SETTINGS = (
     "suite", "episodes_per_task", "image_size", "steps", "batch_size", "learning_rate", "sample_steps",
     "balance_tasks", "augment", "gaze_steps", "eval_episodes", "keyframe_budget", "text_model", "policy_config", "seed",
 )  # fmt: skip
-SETTING_DEFAULTS = {"seed": 0, "learning_rate": None}  # settings added later; results written before them used these values
+# settings added later: results written before them used these values (learning rate None: TrainConfig's)
+SETTING_DEFAULTS = {"seed": 0, "learning_rate": None}
 
 
 def policy_overrides(kind: str, args: argparse.Namespace) -> dict[str, object]:
