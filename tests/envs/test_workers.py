@@ -24,12 +24,16 @@ def episodes(root: Path) -> list[tuple]:
 
 
 def env_worker_pids() -> list[int]:
-    """Process ids of the live Ray env workers (Ray titles actor processes ``ray::EnvWorker...``)."""
+    """Process ids of this test's live Ray env workers (Ray titles actor processes ``ray::EnvWorker...``).
+
+    Only descendants of this process count: the local Ray instance is started from here, and another
+    test process (pytest-xdist) may run env workers of its own at the same time.
+    """
     found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
+    for process in psutil.Process().children(recursive=True):
         try:
-            if any("ray::EnvWorker" in part for part in process.info["cmdline"] or []):
-                found.append(process.info["pid"])
+            if any("ray::EnvWorker" in part for part in process.cmdline()):
+                found.append(process.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
