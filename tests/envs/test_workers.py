@@ -39,6 +39,18 @@ def env_worker_pids() -> list[int]:
     return found
 
 
+def still_running_env_workers(pids: set[int]) -> list[int]:
+    """Those of ``pids`` still alive as Ray env workers (wherever they were reparented)."""
+    alive = []
+    for pid in pids:
+        try:
+            if any("ray::EnvWorker" in part for part in psutil.Process(pid).cmdline()):
+                alive.append(pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return alive
+
+
 @pytest.mark.slow
 def test_two_workers_collect_exactly_the_episodes_of_one(tmp_path: Path) -> None:
     serial = collect_demos(tmp_path / "one", TASKS, CONFIG, progress=False)
@@ -74,10 +86,13 @@ def test_a_killed_worker_still_leaves_every_episode_exactly_once(tmp_path: Path)
     replaced = [w for w in summary.workers if len(w["pids"]) == 2]
     assert len(replaced) == 1 and killed[0] in replaced[0]["pids"]
     json.dumps(summary.to_dict())  # the summary with worker stats is JSON-friendly
+    # Ray is shut down: no worker outlives the command (checked by pid: an orphan is no longer our descendant)
+    worker_pids = {pid for worker in summary.workers for pid in worker["pids"]}
+    assert len(worker_pids) == 3
     deadline = time.time() + 30
-    while env_worker_pids() and time.time() < deadline:  # Ray is shut down: no worker outlives the command
+    while still_running_env_workers(worker_pids) and time.time() < deadline:
         time.sleep(0.5)
-    assert not env_worker_pids()
+    assert not still_running_env_workers(worker_pids)
 
 
 def test_resume_after_an_interrupted_parallel_collection(tmp_path: Path) -> None:
