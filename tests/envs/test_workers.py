@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import psutil
@@ -23,14 +24,10 @@ def episodes(root: Path) -> list[tuple]:
     return [(e.task, e.seed, e.instruction, e.length, tuple(e.keyframes)) for e in index.episodes]
 
 
-def env_worker_pids() -> list[int]:
-    """Process ids of this test's live Ray env workers (Ray titles actor processes ``ray::EnvWorker...``).
-
-    Only descendants of this process count: the local Ray instance is started from here, and another
-    test process (pytest-xdist) may run env workers of its own at the same time.
-    """
+def _env_workers(processes: Iterable[psutil.Process]) -> list[int]:
+    """Process ids of those ``processes`` that are Ray env workers (Ray titles them ``ray::EnvWorker...``)."""
     found = []
-    for process in psutil.Process().children(recursive=True):
+    for process in processes:
         try:
             if any("ray::EnvWorker" in part for part in process.cmdline()):
                 found.append(process.pid)
@@ -39,16 +36,27 @@ def env_worker_pids() -> list[int]:
     return found
 
 
+def env_worker_pids() -> list[int]:
+    """Process ids of this test's live Ray env workers.
+
+    Only descendants of this process count: the local Ray instance is started from here, and another
+    test process (pytest-xdist) may run env workers of its own at the same time.
+    """
+    return _env_workers(psutil.Process().children(recursive=True))
+
+
 def still_running_env_workers(pids: set[int]) -> list[int]:
     """Those of ``pids`` still alive as Ray env workers (wherever they were reparented)."""
-    alive = []
-    for pid in pids:
-        try:
-            if any("ray::EnvWorker" in part for part in psutil.Process(pid).cmdline()):
-                alive.append(pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return alive
+
+    def live() -> Iterator[psutil.Process]:
+        for pid in pids:
+            try:
+                process = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                continue
+            yield process
+
+    return _env_workers(live())
 
 
 @pytest.mark.slow
