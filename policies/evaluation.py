@@ -43,7 +43,11 @@ def evaluation_seed(seed: int, episode: int) -> int:
 
 @dataclass
 class EpisodeResult:
-    """One evaluation episode."""
+    """One evaluation episode.
+
+    ``actions`` holds every keyframe the policy chose, as ``[x, y, z, gripper_open]`` (metres, 1 = open), so
+    failures can be traced afterwards (``benchmarks/policy_rollout_trace.py`` sets them beside the expert's).
+    """
 
     task: str
     seed: int
@@ -52,6 +56,7 @@ class EpisodeResult:
     keyframes: int
     decision_seconds: list[float] = field(default_factory=list)
     stop_reason: str = ""
+    actions: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -142,6 +147,7 @@ def run_episode(
         started = time.perf_counter()
         action = policy.act(observation)
         result.decision_seconds.append(time.perf_counter() - started)
+        result.actions.append([round(float(v), 5) for v in action.position] + [float(action.gripper_open)])
         outcome = env.execute(action, on_step=record)
         result.keyframes += 1
         observation = outcome.observation
