@@ -70,7 +70,7 @@ def main() -> int:
     expert = ScriptedExpert(env.spec.metaworld_name)
     steps, started = 0, time.perf_counter()
     while time.perf_counter() - started < 3.0:
-        env.step_delta(expert.act(env.state))
+        env.step_delta(expert.act(env.state, env.tcp_position))
         steps += 1
     results["sim_steps_per_second"] = steps / (time.perf_counter() - started)
 

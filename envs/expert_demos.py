@@ -24,14 +24,32 @@ EXPERT_KEYFRAMES = KeyframeConfig(waypoint_tolerance=0.02)
 _PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
+# Meta-World's reach experts drive the hand to the goal, but these tasks succeed when the tool centre point
+# (between the fingertips, ~4.5 cm below the hand) is within 5 cm of it, so their demos ended on the border of
+# the success region (4.0-4.8 cm; BENCHMARKS.md, rollout traces). Their expert is shown the goal moved by the
+# hand-to-TCP offset, which brings the tool centre point, not the hand, to the goal.
+TCP_GOAL_TASKS = frozenset({"reach-v3", "reach-wall-v3"})
+# Bumped when the experts' demos change; a dataset records it, so a collection never mixes two revisions.
+EXPERT_REVISION = 2  # 2: the reach experts aim the tool centre point
+
+
 class ScriptedExpert:
     """Meta-World's scripted policy for a task, reading the privileged state vector."""
 
     def __init__(self, metaworld_name: str) -> None:
         self._policy = ENV_POLICY_MAP[metaworld_name]()
+        self._aims_tcp = metaworld_name in TCP_GOAL_TASKS
 
-    def act(self, state: np.ndarray) -> np.ndarray:
-        """The expert's ``[dx, dy, dz, grab]`` action for ``state``."""
+    def act(self, state: np.ndarray, tcp: np.ndarray | None = None) -> np.ndarray:
+        """The expert's ``[dx, dy, dz, grab]`` action for ``state``.
+
+        ``tcp``, the tool centre point (``env.tcp_position``), is needed by the tasks of :data:`TCP_GOAL_TASKS`.
+        """
+        if self._aims_tcp:
+            if tcp is None:
+                raise ValueError("this task's expert aims the tool centre point at the goal: pass tcp=env.tcp_position")
+            state = np.array(state, dtype=np.float64)
+            state[-3:] += state[:3] - np.asarray(tcp, dtype=np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the experts warn about their own gains
             return np.asarray(self._policy.get_action(state), dtype=np.float64)
@@ -73,7 +91,7 @@ def record_expert_episode(
     remaining = steps_after_success
     while remaining > 0 and not env.episode_over:
         remaining -= env.success
-        action = expert.act(state)
+        action = expert.act(state, env.tcp_position)
         state = env.step_delta(action)
         actions.append(action)
         proprio.append(env.proprioception())

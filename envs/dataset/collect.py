@@ -78,9 +78,12 @@ class CollectionConfig:
         return self.max_attempts_per_task or 3 * self.episodes_per_task + 5
 
     def signature(self) -> dict[str, object]:
-        """The settings that must agree between a dataset and a collection that adds to it."""
+        """What must agree between a dataset and a collection that adds to it (settings, the experts' revision)."""
+        from cortico.envs.expert_demos import EXPERT_REVISION  # imports MuJoCo: only when asked
+
         return {
             "backend": self.backend,
+            "expert_revision": EXPERT_REVISION,
             "cameras": list(self.cameras),
             "image_size": self.image_size,
             "store": self.store,

@@ -19,8 +19,9 @@ from cortico.envs.camera_geometry import depth_to_points
 from cortico.envs.dataset.check import check_dataset
 from cortico.envs.dataset.collect import CollectionConfig, collect_demos
 from cortico.envs.dataset.episode_file import CorruptEpisodeError, read_episode, validate_episode, write_episode
-from cortico.envs.dataset.index import DatasetError, DatasetIndex
+from cortico.envs.dataset.index import INDEX_NAME, DatasetError, DatasetIndex
 from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
+from cortico.envs.expert_demos import EXPERT_REVISION
 
 from ..conftest import TINY_CAMERAS, TINY_IMAGE_SIZE, TINY_TASKS
 
@@ -238,6 +239,12 @@ def test_resume_adds_only_missing_episodes_and_refuses_to_mix(dataset_copy):
     other = CollectionConfig(episodes_per_task=1, cameras=("front",), image_size=TINY_IMAGE_SIZE)
     with pytest.raises(DatasetError, match="different dataset"):
         collect_demos(dataset_copy, ["drawer-open"], other, resume=True, progress=False)
+    index_file = dataset_copy / INDEX_NAME  # demos of an older expert are not mixed with this expert's
+    stored = json.loads(index_file.read_text())
+    stored["collection"]["signature"]["expert_revision"] = EXPERT_REVISION - 1
+    index_file.write_text(json.dumps(stored))
+    with pytest.raises(DatasetError, match="expert_revision"):
+        collect_demos(dataset_copy, ["drawer-open"], config, resume=True, progress=False)
     assert check_dataset(dataset_copy).ok, "refused collections must not touch the data"
 
 
