@@ -98,7 +98,7 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
     import shutil
 
     from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME
+    from cortico.envs.dataset.index import INDEX_NAME, DatasetError
     from cortico.policies.training import TrainConfig, train_policy
     from cortico.ray_runtime import RayOptions
 
@@ -118,8 +118,11 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
     with stage(f"collect {config.episodes_per_task} expert demos per task on {len(config.tasks)} tasks "
                f"with {workers} Ray workers"):  # fmt: skip
         collection = CollectionConfig(episodes_per_task=config.episodes_per_task, image_size=config.image_size)
-        collect_demos(data, list(config.tasks), collection, resume=(data / INDEX_NAME).exists(),
-                      workers=workers, ray=RayOptions())  # fmt: skip
+        try:
+            collect_demos(data, list(config.tasks), collection, resume=(data / INDEX_NAME).exists(),
+                          workers=workers, ray=RayOptions())  # fmt: skip
+        except DatasetError as error:  # e.g. demos of an earlier expert revision
+            raise DatasetError(f"{error}; for the demo, pass --fresh") from None
 
     with stage(f"train the cortical policy ({config.policy_steps} steps, gaze model {config.gaze_steps} steps)"):
         train = TrainConfig(policy="cortical", steps=config.policy_steps, batch_size=config.batch_size,
