@@ -45,6 +45,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--views", default="top,front,left", help="virtual views")
     show.add_argument("--size", type=int, default=128, help="virtual view size")
     show.add_argument("--keypoints", type=int, default=32)
+    show.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"), help="workspace box corner")
+    show.add_argument("--workspace-high", type=float, nargs=3, metavar=("X", "Y", "Z"), help="workspace box corner")
     show.set_defaults(handler=_show)
 
 
@@ -96,14 +98,17 @@ def _show(args: argparse.Namespace) -> int:
 
     from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
     from cortico.perception.pipeline import Perception, PerceptionConfig
+    from cortico.perception.workspace import WorkspaceBounds
 
     dataset = KeyframeDataset(args.dir)
     if not 0 <= args.sample < len(dataset):
         raise ValueError(f"sample {args.sample} does not exist; the dataset has samples 0..{len(dataset) - 1}")
     sample = dataset[args.sample]
     batch = {k: (v[None] if torch.is_tensor(v) else [v]) for k, v in sample.items()}
+    default = WorkspaceBounds()
+    bounds = WorkspaceBounds(args.workspace_low or default.low, args.workspace_high or default.high)
     config = PerceptionConfig(
-        views=tuple(args.views.split(",")), view_size=args.size, num_keypoints=args.keypoints, zoom=0
+        views=tuple(args.views.split(",")), view_size=args.size, num_keypoints=args.keypoints, zoom=0, bounds=bounds
     )
     percept = Perception(config).perceive_batch(batch, dataset.cameras, torch.Generator().manual_seed(0))
     tiles = []

@@ -12,12 +12,13 @@ import torch
 class WorkspaceBounds:
     """Axis-aligned box in the world frame (metres), validated on construction.
 
-    The default covers Meta-World's table: every object, goal and reachable gripper position, plus a few
-    millimetres of table surface (RVT and PerAct keep the table in view).
+    The default covers Meta-World's table: every object, goal and keyframe target, plus a few millimetres of
+    table surface (RVT and PerAct keep the table in view). It stops at y 0.96, before the 12-cm wall along
+    the back of the table (y 0.98-1.0), which otherwise hid everything on the table from the ``front`` view.
     """
 
     low: tuple[float, float, float] = (-0.5, 0.3, -0.02)
-    high: tuple[float, float, float] = (0.5, 1.1, 0.55)
+    high: tuple[float, float, float] = (0.5, 0.96, 0.55)
 
     def __post_init__(self) -> None:
         low, high = np.asarray(self.low, dtype=float), np.asarray(self.high, dtype=float)

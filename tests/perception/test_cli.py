@@ -20,6 +20,9 @@ def test_train_eval_and_show(capsys, mt10_small, tmp_path):
     assert report["samples"] > 0 and "hit_rate_within_6px" in report["model"]
     code = main(["perception", "show", str(mt10_small), "--sample", "2", "--out", str(tmp_path / "views.png")])
     assert code == 0 and (tmp_path / "views.png").stat().st_size > 500
+    code = main(["perception", "show", str(mt10_small), "--out", str(tmp_path / "bad.png"),
+                 "--workspace-high", "0.5", "0.2", "0.55"])  # fmt: skip
+    assert code == 2 and "min < max" in capsys.readouterr().err and not (tmp_path / "bad.png").exists()
     code = main(["perception", "train-gaze", "--data", str(mt10_small), "--out", str(run), "--steps", "20"])
     assert code == 2 and "--resume" in capsys.readouterr().err
     code = main(["perception", "eval-gaze", "--model", str(tmp_path / "nope"), "--data", str(mt10_small)])

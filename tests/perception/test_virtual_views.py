@@ -183,3 +183,23 @@ def test_lattice_scores_equal_sampling_every_lattice_point(mode):
     ).view(2, 4, 7, 7, 7).sum(dim=1)  # fmt: skip
     scores = renderer.score_lattice(log_maps, axis_values, center, half, mode)
     torch.testing.assert_close(scores, brute, rtol=0, atol=1e-5)
+
+
+def test_default_workspace_lets_the_front_view_see_the_table_top(live_observation):
+    """The default workspace ends before the wall at the back of Meta-World's table (y ~0.98, up to 12 cm high).
+
+    With that wall inside, the front view (looking from across the table towards the robot) showed the wall
+    wherever a puck or peg lay: every object on the table was hidden from it.
+    """
+    from cortico.perception.point_cloud import fuse_observation
+
+    bounds = WorkspaceBounds()
+    cloud = fuse_observation(live_observation, bounds)
+    renderer = VirtualViewRenderer(("front",), 64, bounds)
+    views = renderer.render(torch.from_numpy(cloud.points)[None], torch.from_numpy(cloud.colors)[None])
+    puck = torch.tensor(live_observation.extras["state"][4:7], dtype=torch.float32)
+    center, half = renderer.default_cube(1)
+    uv, _ = renderer.world_to_pixel(puck.view(1, 1, 3), center, half)
+    column, row = (int(v) for v in uv[0, 0, 0].round())
+    shown = views.xyz[0, 0, :, row, column]
+    assert torch.linalg.norm(shown - puck) < 0.03, f"the front view shows {shown.tolist()} where the puck is"
