@@ -346,7 +346,7 @@ def _train_module_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 PARSING_METRICS = (
-    "parse_held_out_paraphrases", "parse_held_out_combinations",
+    "parse_held_out_paraphrases", "parse_independent_paraphrases", "parse_held_out_combinations",
     "questions_held_out_paraphrases", "questions_held_out_combinations",
 )  # fmt: skip
 

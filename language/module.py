@@ -59,8 +59,9 @@ logger = logging.getLogger(__name__)
 MODULE_FILE = "module.json"
 REPLAY_FILE = "replay.jsonl"
 # Bumped whenever the module's training recipe changes (4: questions are parsed into queries instead of
-# answered by generation); older module folders are refused with a request to retrain.
-MODULE_REVISION = 4
+# answered by generation; 5: commands and questions word tasks with the wider training list of
+# language/paraphrases.py); older module folders are refused with a request to retrain.
+MODULE_REVISION = 5
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
 TRC2_WEIGHTS = (1.0, 0.5, 0.25, 0.0)  # TRC2's weights against the probe tried on unseen wordings
 
@@ -284,7 +285,7 @@ class LanguageModule:
 
     def _nearest_instruction(self, text: str) -> ParsedCommand:
         if self._nearest is None:  # the phrasings the model was trained on: held-out ones stay held out
-            self._nearest = NearestInstruction(self.tasks, self.text_encoder(), training_instructions)
+            self._nearest = NearestInstruction(self.tasks, self.text_encoder(), module_phrasings)
         return self._nearest.parse(text)
 
     # ------------------------------------------------------------------------------------------ questions
@@ -513,7 +514,7 @@ class LanguageModule:
         if recorded.get("revision", 0) != MODULE_REVISION:
             raise CheckpointError(
                 f"{directory} was trained with module revision {recorded.get('revision', 0)}, this version reads "
-                f"revision {MODULE_REVISION} (questions parsed into queries); retrain it with 'cortico language train'"
+                f"revision {MODULE_REVISION}; retrain it with 'cortico language train'"
             )
         try:
             model = TRC2ForCausalLM.from_pretrained(directory)
@@ -620,8 +621,13 @@ def fit_probe(module: LanguageModule, examples: Sequence[Example], seed: int) ->
 
 
 def module_tasks(suite: str, seed: int) -> list[LanguageTask]:
-    """The command and question families the module is trained on (``MODULE_FAMILIES``)."""
-    return [make_task(family, seed, suite) for family in MODULE_FAMILIES]
+    """The command and question families the module is trained on (``MODULE_FAMILIES``), tasks widely worded."""
+    return [make_task(family, seed, suite, extended=True) for family in MODULE_FAMILIES]
+
+
+def module_phrasings(task: str) -> tuple[str, ...]:
+    """The wordings of ``task`` the module trains on (and its nearest-instruction fallback compares with)."""
+    return training_instructions(task, extended=True)
 
 
 def train_module(
@@ -688,6 +694,7 @@ def train_module(
     weights = {
         what: module.choose_weight(what, task.splits["novel_validation"][:validation])
         for what, task in (("command", commands), ("question", questions))
+        if "novel_validation" in task.splits  # commands have validation wordings for MT10's tasks only
     }
     if evaluate:
         module.settings.metrics = {
@@ -698,6 +705,11 @@ def train_module(
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),
             "parse_held_out_paraphrases": module.parse_accuracy(commands.splits["novel"]),
+            **(
+                {"parse_independent_paraphrases": module.parse_accuracy(commands.splits["novel_independent"])}
+                if "novel_independent" in commands.splits
+                else {}
+            ),
             "trc2_weight_on_validation_wordings": weights,
             "questions_held_out_combinations": module.question_accuracy(questions.splits["test"]),
             "questions_held_out_paraphrases": module.question_accuracy(questions.splits["novel"]),

@@ -20,7 +20,8 @@ No input appears in two splits of the same task. The ``commands`` and ``question
 ``novel`` split whose phrasing is held out of training: a catalogue paraphrase of the task, and for
 questions a question template too (word-level generalisation). Both also have a ``novel_validation``
 split in yet another unseen wording (a paraphrase in no catalogue, a second held-out template), to tune
-on without touching the test.
+on without touching the test. For MT10, ``commands`` also has a ``novel_independent`` split: commands
+worded by an author who never saw the catalogue (``language/paraphrases.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cortico.envs.task_catalog import SUITES, TASKS
+from cortico.language.paraphrases import EXTRA_TRAINING_PARAPHRASES, INDEPENDENT_TEST_PARAPHRASES
 from cortico.registry import UnknownNameError
 
 FAMILIES = ("commands", "events", "compositional", "permuted")  # the continual benchmark's task families
@@ -125,6 +127,8 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 HELD_OUT_WORDINGS = ("validation", "test")  # which held-out template: QUESTION_TEMPLATES[kind][-2] or [-1]
+# Held-out command cores: the validation paraphrase, the held-out catalogue one, or an independent author's.
+HELD_OUT_COMMANDS = (*HELD_OUT_WORDINGS, "independent")
 QUESTION_PREFIXES = ("", "", "robot ,", "tell me ,", "hey robot ,", "quick question :", "so ,")
 QUESTION_SUFFIXES = ("", "", "so far", "today", "in this session", "until now", "please")
 MIN_LOG_SECONDS, MAX_LOG_SECONDS = 5, 300  # the span of an event log's session seconds
@@ -168,24 +172,36 @@ def held_out_core(task: str) -> str:
     return TASKS[task].instructions[-1]
 
 
-def training_instructions(task: str) -> tuple[str, ...]:
-    """The catalogue paraphrases of ``task`` that training examples are made of (all but the held-out one)."""
-    return TASKS[task].instructions[:-1]
+def training_instructions(task: str, extended: bool = False) -> tuple[str, ...]:
+    """The paraphrases of ``task`` that training examples are made of: the catalogue's but the held-out one.
+
+    ``extended`` adds the task's ``EXTRA_TRAINING_PARAPHRASES`` (the language module's training, not the
+    continual benchmark's).
+    """
+    extra = EXTRA_TRAINING_PARAPHRASES.get(task, ()) if extended else ()
+    return (*TASKS[task].instructions[:-1], *extra)
 
 
-def command_example(rng: np.random.Generator, tasks: tuple[str, ...], held_out: str | None = None) -> Example:
+def command_example(
+    rng: np.random.Generator, tasks: tuple[str, ...], held_out: str | None = None, extended: bool = False
+) -> Example:
     """A command with politeness, speed and repetition phrases and its canonical form.
 
-    Its core is a training paraphrase of the task, or with ``held_out="validation"`` the task's
-    validation paraphrase, with ``"test"`` its held-out catalogue paraphrase.
+    Its core is a training paraphrase of the task (``extended``: from the wider list), or with
+    ``held_out="validation"`` the task's validation paraphrase, with ``"test"`` its held-out catalogue
+    paraphrase, with ``"independent"`` one of its ``INDEPENDENT_TEST_PARAPHRASES``.
     """
+    if held_out is not None and held_out not in HELD_OUT_COMMANDS:
+        raise ValueError(f"held_out must be one of {', '.join(HELD_OUT_COMMANDS)} or None, got {held_out!r}")
     task = _pick(rng, tasks)
     if held_out == "test":
         core = held_out_core(task)
     elif held_out == "validation":
         core = VALIDATION_PARAPHRASES[task]
+    elif held_out == "independent":
+        core = _pick(rng, INDEPENDENT_TEST_PARAPHRASES[task])
     else:
-        core = _pick(rng, training_instructions(task))
+        core = _pick(rng, training_instructions(task, extended))
     speed = _pick(rng, ("normal", "normal", "slow", "fast"))
     repeat = _pick(rng, (1, 1, 2, 3))
     modifiers = [_pick(rng, SPEEDS[speed]), _pick(rng, REPEATS[repeat])]
@@ -289,13 +305,18 @@ def event_question(
 
 
 def question_text(
-    kind: str, asked: str | None = None, rng: np.random.Generator | None = None, held_out: str | None = None
+    kind: str,
+    asked: str | None = None,
+    rng: np.random.Generator | None = None,
+    held_out: str | None = None,
+    extended: bool = False,
 ) -> str:
     """A question of ``kind`` about task ``asked``.
 
     Without ``rng`` the canonical wording (first template, the task's name); with it a training wording
-    drawn at random. ``held_out="validation"`` uses the kind's validation template (the task worded as in
-    training), ``held_out="test"`` its test template and the task's held-out catalogue paraphrase.
+    drawn at random (the task worded as in ``training_instructions(task, extended)``).
+    ``held_out="validation"`` uses the kind's validation template (the task worded as in training),
+    ``held_out="test"`` its test template and the task's held-out catalogue paraphrase.
     """
     if kind not in QUESTION_TEMPLATES:
         raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(EVENT_QUESTIONS)}")
@@ -307,7 +328,7 @@ def question_text(
     if held_out == "test":
         return templates[-1].format(task=asked and held_out_core(asked))
     template = templates[-2] if held_out == "validation" else _pick(rng, templates[:-2])
-    return template.format(task=asked and _pick(rng, (asked, *training_instructions(asked))))
+    return template.format(task=asked and _pick(rng, (asked, *training_instructions(asked, extended))))
 
 
 def query_text(kind: str, asked: str | None = None) -> str:
@@ -315,11 +336,13 @@ def query_text(kind: str, asked: str | None = None) -> str:
     return f"{kind} {asked}" if kind in TASK_QUESTIONS else kind
 
 
-def question_example(rng: np.random.Generator, tasks: tuple[str, ...], held_out: str | None = None) -> Example:
+def question_example(
+    rng: np.random.Generator, tasks: tuple[str, ...], held_out: str | None = None, extended: bool = False
+) -> Example:
     """A question about the session in everyday words (a training or a held-out wording) and its query."""
     kind = _pick(rng, EVENT_QUESTIONS)
     asked = _pick(rng, tasks) if kind in TASK_QUESTIONS else None
-    wording = question_text(kind, asked, rng, held_out)
+    wording = question_text(kind, asked, rng, held_out, extended)
     text = _join(_pick(rng, QUESTION_PREFIXES), wording, _pick(rng, QUESTION_SUFFIXES))
     return Example(text, query_text(kind, asked))
 
@@ -390,11 +413,14 @@ def make_task(
     seed: int = 0,
     suite: str = "mt10",
     sizes: dict[str, int] | None = None,
+    extended: bool = False,
 ) -> LanguageTask:
     """Generate ``family``'s splits for ``seed``; inputs are unique across splits.
 
     Within a split inputs are unique too, except in the questions family's training split: a question
     without a task has only a few hundred wordings, and repeating them keeps the kinds balanced.
+    ``extended`` words the commands and questions families' tasks with the wider training list
+    (``EXTRA_TRAINING_PARAPHRASES``; the language module's data, not the continual benchmark's).
     """
     known = (*FAMILIES, "questions")
     if family not in known:
@@ -409,12 +435,12 @@ def make_task(
 
     def draw() -> Example:
         if family == "questions":
-            return question_example(rng, tasks)
+            return question_example(rng, tasks, extended=extended)
         if family == "events":
             return events_example(rng, tasks)
         if family == "compositional":
             return compositional_example(rng, tasks, meanings)
-        example = command_example(rng, tasks)
+        example = command_example(rng, tasks, extended=extended and family == "commands")
         if family == "permuted":
             return Example(permute_text(example.input, permutation), example.output)
         return example
@@ -439,7 +465,15 @@ def make_task(
     novel_rng = np.random.default_rng([seed, 99])
     if family == "commands":
         splits["novel"] = [command_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]
-        splits["novel_validation"] = [command_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
+        if all(task in VALIDATION_PARAPHRASES for task in tasks):  # written for MT10's tasks only
+            splits["novel_validation"] = [
+                command_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])
+            ]
+        if all(task in INDEPENDENT_TEST_PARAPHRASES for task in tasks):
+            independent_rng = np.random.default_rng([seed, 98])
+            splits["novel_independent"] = [
+                command_example(independent_rng, tasks, "independent") for _ in range(sizes["test"])
+            ]
     if family == "questions":
         splits["novel_validation"] = [question_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
         splits["novel"] = [question_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]

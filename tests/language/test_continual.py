@@ -275,6 +275,30 @@ def test_commands_hold_out_a_validation_and_a_test_paraphrase_of_every_task() ->
             assert (phrases[name] if phrases else held_out_core(name)) in example.input
 
 
+def test_the_wider_training_list_and_the_independent_test_keep_held_out_wordings_apart() -> None:
+    from cortico.language.paraphrases import EXTRA_TRAINING_PARAPHRASES, INDEPENDENT_TEST_PARAPHRASES
+    from cortico.language.tasks import VALIDATION_PARAPHRASES, command_example, held_out_core, training_instructions
+
+    held_out = [*VALIDATION_PARAPHRASES.values(), *(held_out_core(t) for t in VALIDATION_PARAPHRASES)]
+    trained = {p for name in VALIDATION_PARAPHRASES for p in training_instructions(name, extended=True)}
+    extra = [p for phrases in EXTRA_TRAINING_PARAPHRASES.values() for p in phrases]
+    assert not set(trained) & set(held_out)
+    assert not any(h in p or p in h for p in extra for h in held_out)  # the catalogue has "close the drawer"
+    assert not set(trained) & {p for phrases in INDEPENDENT_TEST_PARAPHRASES.values() for p in phrases}
+    assert not set(held_out) & {p for phrases in INDEPENDENT_TEST_PARAPHRASES.values() for p in phrases}
+
+    plain, extended = make_task("commands", 0, "mt10"), make_task("commands", 0, "mt10", extended=True)
+    assert not any(p in e.input for e in plain.splits["train"] for p in extra), "the continual benchmark's data"
+    assert sum(any(p in e.input for p in extra) for e in extended.splits["train"]) > len(extended.splits["train"]) / 2
+    assert not any(h in e.input for e in extended.splits["train"] for h in held_out)
+    assert plain.splits["novel_independent"] == extended.splits["novel_independent"]
+    for example in extended.splits["novel_independent"]:
+        assert any(p in example.input for p in INDEPENDENT_TEST_PARAPHRASES[example.output.split()[0]])
+    assert "novel_independent" not in make_task("commands", 0, "ml10-test").splits  # only MT10 tasks have the list
+    with pytest.raises(ValueError, match="independent"):
+        command_example(np.random.default_rng(0), ("reach",), held_out="novel")
+
+
 def test_event_logs_span_session_seconds_like_the_agents_own() -> None:
     # The agent logs seconds since its session began, often a short one: logs from second 0, short and long
     # sessions, so "when" questions about a few seconds' session are in the training distribution.

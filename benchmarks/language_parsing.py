@@ -1,0 +1,108 @@
+"""Command parsing of trained language modules on every held-out wording, side by side in one process.
+
+    .venv/bin/python benchmarks/language_parsing.py runs/language_r4/seed{0,1,2} runs/language_r5/seed{0,1,2} \
+        --json benchmarks/results/language_parsing.json
+
+Each module is scored on its seed's commands splits: ``test`` (held-out combinations of training wordings),
+``novel`` (the catalogue paraphrase held out of training), ``novel_independent`` (wordings by an author who
+saw no catalogue; language/paraphrases.py), with the share that went to the nearest-instruction fallback
+and, for the two paraphrase splits, which wordings were read as which task. Modules of module revision 4
+(trained on the catalogue's wordings alone) are read too, so that a recipe can be compared with the one
+before it on the same test; the module's revision is in the JSON beside its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SPLITS = ("test", "novel", "novel_independent")
+OLDEST_REVISION = 4  # the first revision that parses questions into queries, as the current module does
+
+
+def score(directory: Path) -> dict:
+    """The module's parse accuracy on each split and its task errors per held-out wording."""
+    import cortico.language.module as language_module
+    from cortico.language.tasks import make_task, training_instructions
+
+    revision = json.loads((directory / language_module.MODULE_FILE).read_text()).get("revision", 0)
+    if not OLDEST_REVISION <= revision <= language_module.MODULE_REVISION:
+        raise SystemExit(f"{directory}: module revision {revision}; this benchmark reads {OLDEST_REVISION}-"
+                         f"{language_module.MODULE_REVISION}")  # fmt: skip
+    current = language_module.MODULE_REVISION
+    language_module.MODULE_REVISION = revision  # LanguageModule.load reads its own revision only
+    try:
+        module = language_module.LanguageModule.load(directory)
+    finally:
+        language_module.MODULE_REVISION = current
+    extended = revision >= 5  # revision 5 trains on the wider list of language/paraphrases.py
+    if not extended:  # its fallback compares with the wordings it was trained on
+        module._nearest = language_module.NearestInstruction(
+            module.tasks, module.text_encoder(), lambda task: training_instructions(task, extended=False)
+        )
+    commands = make_task("commands", module.settings.seed, module.settings.suite, extended=extended)
+    result = {"revision": revision, "seed": module.settings.seed}
+    for split in SPLITS:
+        examples = commands.splits[split]
+        parsed = module.parse_commands([e.input for e in examples])
+        accuracy = module.parse_accuracy(examples)
+        result[split] = accuracy
+        if split != "test":
+            errors = collections.Counter(
+                f"{_core(e.input, e.output.split()[0], split)} -> {p.task}"
+                for e, p in zip(examples, parsed)
+                if p.task != e.output.split()[0]
+            )
+            result[f"{split}_task_errors"] = dict(errors.most_common())
+    return result
+
+
+def _core(text: str, task: str, split: str) -> str:
+    """The held-out wording a command of ``split`` was built around."""
+    from cortico.language.paraphrases import INDEPENDENT_TEST_PARAPHRASES
+    from cortico.language.tasks import held_out_core
+
+    options = INDEPENDENT_TEST_PARAPHRASES[task] if split == "novel_independent" else (held_out_core(task),)
+    return next((o for o in options if o in text), text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="+", type=Path, help="module folders (cortico language train --out)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "language_parsing.json")
+    args = parser.parse_args()
+
+    from cortico.atomic import write_json_atomic
+
+    modules = {}
+    for directory in args.modules:
+        modules[str(directory)] = score(directory)
+        figures = ", ".join(f"{s} {modules[str(directory)][s]['accuracy']:.4f}" for s in SPLITS)
+        print(f"{directory} (revision {modules[str(directory)]['revision']}): {figures}", flush=True)
+    summary: dict[str, dict] = {}
+    for revision in sorted({m["revision"] for m in modules.values()}):
+        runs = [m for m in modules.values() if m["revision"] == revision]
+        summary[f"revision {revision}"] = {
+            split: {
+                "mean": statistics.mean(r[split]["accuracy"] for r in runs),
+                "std": statistics.pstdev(r[split]["accuracy"] for r in runs),
+                "runs": len(runs),
+            }
+            for split in SPLITS
+        }
+    write_json_atomic(args.json, {
+        "command": "python benchmarks/language_parsing.py " + " ".join(sys.argv[1:]),
+        "summary": summary,
+        "modules": modules,
+    })  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
