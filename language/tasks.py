@@ -466,9 +466,7 @@ def make_task(
     if family == "commands":
         splits["novel"] = [command_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]
         if all(task in VALIDATION_PARAPHRASES for task in tasks):  # written for MT10's tasks only
-            splits["novel_validation"] = [
-                command_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])
-            ]
+            splits["novel_validation"] = [command_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
         if all(task in INDEPENDENT_TEST_PARAPHRASES for task in tasks):
             independent_rng = np.random.default_rng([seed, 98])
             splits["novel_independent"] = [
