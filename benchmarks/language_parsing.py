@@ -40,7 +40,7 @@ def score(directory: Path) -> dict:
         module = language_module.LanguageModule.load(directory)
     finally:
         language_module.MODULE_REVISION = current
-    extended = revision >= 5  # revision 5 trains on the wider list of language/paraphrases.py
+    extended = revision >= 5  # revision 5 and later train on the wider list of language/paraphrases.py
     if not extended:  # its fallback compares with the wordings it was trained on
         module._nearest = language_module.NearestInstruction(
             module.tasks, module.text_encoder(), lambda task: training_instructions(task, extended=False)

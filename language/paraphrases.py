@@ -2,7 +2,7 @@
 
 The task catalogue (``envs/task_catalog.py``) has four to five instructions per task; the language module
 keeps the last one out of training as its test (``held_out_core``), so it learned each task from three or
-four wordings. Two lists widen that for the MT10 tasks, written on 2026-12-02 by two separate authors:
+four wordings. Three lists widen that for the MT10 tasks, written on 2026-12-02 by three separate authors:
 
 - ``EXTRA_TRAINING_PARAPHRASES``: ten more wordings per task for the module's training, written from the
   task's meaning and its training instructions (never shown the held-out ones), asked for varied verbs,
@@ -15,6 +15,11 @@ four wordings. Two lists widen that for the MT10 tasks, written on 2026-12-02 by
   author who saw no catalogue, training or held-out wording; those equal to a training or validation
   wording were dropped (50 remain). They make the ``novel_independent`` split, the test of how commands
   worded by someone else are parsed.
+- ``EXTRA_VALIDATION_PARAPHRASES``: five wordings per task by a third author, from the task's meaning alone
+  and with the same request as the test's author; those equal to a training or test wording were dropped
+  (35 remain). With ``VALIDATION_PARAPHRASES`` they make the module's ``novel_validation`` split, where it
+  chooses how much to trust TRC2 against the probe: the one validation wording per task saturated once the
+  module trained on the wider list (98-100% at every weight), so it no longer told the weights apart.
 """
 
 from __future__ import annotations
@@ -201,5 +206,62 @@ INDEPENDENT_TEST_PARAPHRASES: dict[str, tuple[str, ...]] = {
         "slide the window pane closed",
         "move the window sideways to close it",
         "shut the sliding window all the way",
+    ),
+}
+
+EXTRA_VALIDATION_PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "reach": (
+        "move your gripper to the goal marker",
+        "reach out to the target position without touching anything",
+        "bring the end effector over to the goal point",
+        "position the gripper at the target location and hold it there",
+        "extend the arm until the hand hovers at the goal",
+    ),
+    "push": (
+        "slide the puck across the table to the target",
+        "shove the round puck over to the goal marker",
+        "nudge the puck along the tabletop until it reaches the goal",
+        "keep the puck on the table and push it to the target",
+    ),
+    "pick-place": (
+        "grab the puck and put it down on the target",
+        "take the puck and set it at the marked spot",
+        "grasp the disc raise it and drop it off at the goal",
+    ),
+    "door-open": (
+        "grab the cabinet handle and swing the door open",
+        "swing the hinged door outward",
+        "get the cabinet door standing wide open",
+    ),
+    "drawer-open": (
+        "slide the drawer open toward you",
+        "grab the drawer handle and pull it all the way out",
+        "leave the drawer pulled open",
+    ),
+    "drawer-close": (
+        "push the drawer in",
+        "shut the open drawer",
+        "slide the drawer back in until it is shut",
+        "make sure the drawer ends up fully closed",
+    ),
+    "button-press-topdown": (
+        "hit the top button",
+        "press down on the button atop the box",
+        "bring the gripper down onto the button and depress it",
+    ),
+    "peg-insert-side": (
+        "insert the peg into the side of the box",
+        "pick up the peg and slide it into the box hole",
+        "grab the peg and push it sideways into the hole",
+        "put the peg in the side hole",
+        "fit the peg horizontally into the opening on the box",
+    ),
+    "window-open": (
+        "move the window sideways so it is open",
+        "slide the window pane aside to open it",
+    ),
+    "window-close": (
+        "move the window pane back until it is fully closed",
+        "shut the sliding window",
     ),
 }

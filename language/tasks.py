@@ -32,7 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from cortico.envs.task_catalog import SUITES, TASKS
-from cortico.language.paraphrases import EXTRA_TRAINING_PARAPHRASES, INDEPENDENT_TEST_PARAPHRASES
+from cortico.language.paraphrases import (
+    EXTRA_TRAINING_PARAPHRASES,
+    EXTRA_VALIDATION_PARAPHRASES,
+    INDEPENDENT_TEST_PARAPHRASES,
+)
 from cortico.registry import UnknownNameError
 
 FAMILIES = ("commands", "events", "compositional", "permuted")  # the continual benchmark's task families
@@ -188,14 +192,17 @@ def command_example(
     """A command with politeness, speed and repetition phrases and its canonical form.
 
     Its core is a training paraphrase of the task (``extended``: from the wider list), or with
-    ``held_out="validation"`` the task's validation paraphrase, with ``"test"`` its held-out catalogue
-    paraphrase, with ``"independent"`` one of its ``INDEPENDENT_TEST_PARAPHRASES``.
+    ``held_out="validation"`` the task's validation paraphrase (``extended``: one of its validation
+    wordings, ``VALIDATION_PARAPHRASES`` and ``EXTRA_VALIDATION_PARAPHRASES``), with ``"test"`` its
+    held-out catalogue paraphrase, with ``"independent"`` one of its ``INDEPENDENT_TEST_PARAPHRASES``.
     """
     if held_out is not None and held_out not in HELD_OUT_COMMANDS:
         raise ValueError(f"held_out must be one of {', '.join(HELD_OUT_COMMANDS)} or None, got {held_out!r}")
     task = _pick(rng, tasks)
     if held_out == "test":
         core = held_out_core(task)
+    elif held_out == "validation" and extended:
+        core = _pick(rng, (VALIDATION_PARAPHRASES[task], *EXTRA_VALIDATION_PARAPHRASES.get(task, ())))
     elif held_out == "validation":
         core = VALIDATION_PARAPHRASES[task]
     elif held_out == "independent":
@@ -466,7 +473,9 @@ def make_task(
     if family == "commands":
         splits["novel"] = [command_example(novel_rng, tasks, "test") for _ in range(sizes["test"])]
         if all(task in VALIDATION_PARAPHRASES for task in tasks):  # written for MT10's tasks only
-            splits["novel_validation"] = [command_example(novel_rng, tasks, "validation") for _ in range(sizes["test"])]
+            splits["novel_validation"] = [
+                command_example(novel_rng, tasks, "validation", extended) for _ in range(sizes["test"])
+            ]
         if all(task in INDEPENDENT_TEST_PARAPHRASES for task in tasks):
             independent_rng = np.random.default_rng([seed, 98])
             splits["novel_independent"] = [

@@ -276,7 +276,11 @@ def test_commands_hold_out_a_validation_and_a_test_paraphrase_of_every_task() ->
 
 
 def test_the_wider_training_list_and_the_independent_test_keep_held_out_wordings_apart() -> None:
-    from cortico.language.paraphrases import EXTRA_TRAINING_PARAPHRASES, INDEPENDENT_TEST_PARAPHRASES
+    from cortico.language.paraphrases import (
+        EXTRA_TRAINING_PARAPHRASES,
+        EXTRA_VALIDATION_PARAPHRASES,
+        INDEPENDENT_TEST_PARAPHRASES,
+    )
     from cortico.language.tasks import VALIDATION_PARAPHRASES, command_example, held_out_core, training_instructions
 
     held_out = [*VALIDATION_PARAPHRASES.values(), *(held_out_core(t) for t in VALIDATION_PARAPHRASES)]
@@ -286,6 +290,9 @@ def test_the_wider_training_list_and_the_independent_test_keep_held_out_wordings
     assert not any(h in p or p in h for p in extra for h in held_out)  # the catalogue has "close the drawer"
     assert not set(trained) & {p for phrases in INDEPENDENT_TEST_PARAPHRASES.values() for p in phrases}
     assert not set(held_out) & {p for phrases in INDEPENDENT_TEST_PARAPHRASES.values() for p in phrases}
+    validation = {p for phrases in EXTRA_VALIDATION_PARAPHRASES.values() for p in phrases}
+    tested = {p for phrases in INDEPENDENT_TEST_PARAPHRASES.values() for p in phrases} | set(held_out)
+    assert not validation & (trained | tested)
 
     plain, extended = make_task("commands", 0, "mt10"), make_task("commands", 0, "mt10", extended=True)
     assert not any(p in e.input for e in plain.splits["train"] for p in extra), "the continual benchmark's data"
@@ -294,6 +301,13 @@ def test_the_wider_training_list_and_the_independent_test_keep_held_out_wordings
     assert plain.splits["novel_independent"] == extended.splits["novel_independent"]
     for example in extended.splits["novel_independent"]:
         assert any(p in example.input for p in INDEPENDENT_TEST_PARAPHRASES[example.output.split()[0]])
+    cores = [
+        next(p for p in (VALIDATION_PARAPHRASES[name], *EXTRA_VALIDATION_PARAPHRASES[name]) if p in e.input)
+        for e in extended.splits["novel_validation"]
+        for name in [e.output.split()[0]]
+    ]
+    assert len(set(cores)) > 30, "the module's validation uses the wider list"
+    assert plain.splits["novel"] == extended.splits["novel"]
     assert "novel_independent" not in make_task("commands", 0, "ml10-test").splits  # only MT10 tasks have the list
     with pytest.raises(ValueError, match="independent"):
         command_example(np.random.default_rng(0), ("reach",), held_out="novel")
