@@ -1,7 +1,7 @@
 """Command parsing of trained language modules on every held-out wording, side by side in one process.
 
     .venv/bin/python benchmarks/language_parsing.py runs/language_r4/seed{0,1,2} runs/language_r5/seed{0,1,2} \
-        --json benchmarks/results/language_parsing.json
+        runs/language_r6/seed{0,1,2} --json benchmarks/results/language_parsing.json
 
 Each module is scored on its seed's commands splits: ``test`` (held-out combinations of training wordings),
 ``novel`` (the catalogue paraphrase held out of training), ``novel_independent`` (wordings by an author who

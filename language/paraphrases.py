@@ -4,7 +4,7 @@ The task catalogue (``envs/task_catalog.py``) has four to five instructions per 
 keeps the last one out of training as its test (``held_out_core``), so it learned each task from three or
 four wordings. Three lists widen that for the MT10 tasks, written on 2026-12-02 by three separate authors:
 
-- ``EXTRA_TRAINING_PARAPHRASES``: ten more wordings per task for the module's training, written from the
+- ``EXTRA_TRAINING_PARAPHRASES``: ten more wordings per task (89 kept) for the module's training, written from the
   task's meaning and its training instructions (never shown the held-out ones), asked for varied verbs,
   object names and sentence shapes, and for wordings that borrow the verb of a confusable task (a close
   command with "push", a push command with "move"). That request was made knowing the module's two
