@@ -50,8 +50,7 @@ def score(directory: Path) -> dict:
     for split in SPLITS:
         examples = commands.splits[split]
         parsed = module.parse_commands([e.input for e in examples])
-        accuracy = module.parse_accuracy(examples)
-        result[split] = accuracy
+        result[split] = module.parse_accuracy(examples, parsed)
         if split != "test":
             errors = collections.Counter(
                 f"{_core(e.input, e.output.split()[0], split)} -> {p.task}"

@@ -439,13 +439,19 @@ class LanguageModule:
         """Exact match of the model on the given splits of a task family."""
         return {split: exact_match(self.model, self.encode(task.splits[split])) for split in splits}
 
-    def parse_accuracy(self, examples: Sequence[Example]) -> dict[str, float]:
-        """Share of commands whose task and arguments ``parse_command`` gets exactly right."""
+    def parse_accuracy(
+        self, examples: Sequence[Example], parsed: Sequence[ParsedCommand] | None = None
+    ) -> dict[str, float]:
+        """Share of commands whose task and arguments ``parse_command`` gets exactly right.
+
+        ``parsed``: the examples' commands already parsed (else they are parsed here).
+        """
         correct = fallback = 0
-        for example, parsed in zip(examples, self.parse_commands([e.input for e in examples])):
+        parsed = self.parse_commands([e.input for e in examples]) if parsed is None else parsed
+        for example, command in zip(examples, parsed):
             task, speed, repeat = example.output.split()
-            correct += parsed.task == task and parsed.arguments == {"speed": speed, "repeat": int(repeat)}
-            fallback += parsed.source != "trc2"
+            correct += command.task == task and command.arguments == {"speed": speed, "repeat": int(repeat)}
+            fallback += command.source != "trc2"
         return {"accuracy": correct / len(examples), "fallback_rate": fallback / len(examples)}
 
     def choose_weight(
