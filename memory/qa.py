@@ -79,8 +79,6 @@ class QuestionGenerator:
         self.stream = stream
         self.stream_id = stream_id
         self.rng = np.random.default_rng([seed, stream_id])
-        # event-anchored questions draw from their own generator, so every other template's options stay the same
-        self.anchor_rng = np.random.default_rng([seed, stream_id, 1])
         # distractor objects come from the same vocabulary as the answers (else the options give them away)
         self.objects = sorted(objects or {main_object(e.task) for e in stream.episodes})
         if len(self.objects) < 4:
@@ -102,12 +100,10 @@ class QuestionGenerator:
         text: str,
         answer: str,
         choices: tuple[str, ...] | list[str],
-        rng: np.random.Generator | None = None,
     ) -> Question:
-        rng = rng or self.rng
         distractors = [o for o in dict.fromkeys(choices) if o != answer]
-        options = [answer, *rng.choice(distractors, size=3, replace=False).tolist()]
-        rng.shuffle(options)
+        options = [answer, *self.rng.choice(distractors, size=3, replace=False).tolist()]
+        self.rng.shuffle(options)
         return Question(
             id=f"s{self.stream_id}-f{frame}-{template}",
             stream=self.stream_id,
@@ -205,9 +201,6 @@ class QuestionGenerator:
                         self.objects,
                     )
                 )
-        anchored = self._object_before_instruction(frame, e)
-        if anchored is not None:
-            questions.append(anchored)
         questions.append(
             self._make(
                 "interaction",
@@ -280,31 +273,6 @@ class QuestionGenerator:
                 )
             )
         return questions
-
-    def _object_before_instruction(self, frame: int, e: int) -> Question | None:
-        """The question which object you worked with just before you were told an earlier task's instruction.
-
-        The anchor is an earlier task (not the current one) whose instruction the stream gave only once so far,
-        so the question has one answer; the evidence is the task before it, which may be many tasks back.
-        """
-        episodes = self.stream.episodes
-        instructions = [episode.instruction for episode in episodes[: e + 1]]
-        anchors = [j for j in range(1, e) if instructions.count(instructions[j]) == 1]
-        if not anchors:
-            return None
-        j = int(self.anchor_rng.choice(anchors))
-        before = episodes[j - 1]
-        return self._make(
-            "interaction",
-            "backward",
-            "object_before_instruction",
-            frame,
-            self._span(before.start, before.end - 1),
-            f"Which object did you work with just before you were told: {episodes[j].instruction}?",
-            main_object(before.task),
-            self.objects,
-            rng=self.anchor_rng,
-        )
 
     def sample(self, per_stream: int, min_frame: int = 0) -> list[Question]:
         """About ``per_stream`` questions at random frames, balanced over each template's answers."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -68,24 +66,6 @@ def test_answers_are_correct_by_construction(stream):
     assert "tasks_finished" not in at_23  # counts are asked from the fourth task on
     at_39 = answers(generator.at(39))
     assert at_39["task_stage"] == "finished" and at_39["gripper_next"] == "nothing more, the task is done"
-
-
-def test_event_anchored_questions_ask_about_the_task_before_an_instruction_given_once(stream):
-    generator = QuestionGenerator(stream, 0, seed=0, objects=["drawer", "button", "puck", "door", "window"])
-    expected = {"press the button": ("drawer", (0.0, 0.9)), "pick the puck": ("button", (1.0, 1.9))}
-    seen = set()
-    for frame in range(30, 40):  # during the fourth task: either earlier task with one before it is an anchor
-        (question,) = [q for q in generator.at(frame) if q.template == "object_before_instruction"]
-        (anchor,) = [a for a in expected if a in question.question]
-        assert question.cell == "interaction/backward" and question.options[question.answer] == expected[anchor][0]
-        assert question.evidence == pytest.approx(expected[anchor][1])
-        seen.add(anchor)
-    assert seen == set(expected)
-    (early,) = [q for q in generator.at(25) if q.template == "object_before_instruction"]  # the third task
-    assert "press the button" in early.question and early.options[early.answer] == "drawer"
-    assert not [q for q in generator.at(15) if q.template == "object_before_instruction"]  # nothing before it yet
-    stream.episodes[1] = dataclasses.replace(stream.episodes[1], instruction="pick the puck")  # given twice now
-    assert not [q for q in QuestionGenerator(stream, 0, seed=0).at(32) if q.template == "object_before_instruction"]
 
 
 def test_every_cell_is_covered_and_the_format_round_trips(stream, tmp_path):
