@@ -9,6 +9,8 @@ saw no catalogue; language/paraphrases.py), with the share that went to the near
 and, for the two paraphrase splits, which wordings were read as which task. Modules of module revision 4
 (trained on the catalogue's wordings alone) are read too, so that a recipe can be compared with the one
 before it on the same test; the module's revision is in the JSON beside its figures.
+``--dropout-samples 0 8`` reads every module both ways (``ModuleSettings.dropout_samples``: TRC2 scored over word-
+dropout masks of each command too), TRC2's weight chosen again for each.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ SPLITS = ("test", "novel", "novel_independent")
 OLDEST_REVISION = 4  # the first revision that parses questions into queries, as the current module does
 
 
-def score(directory: Path) -> dict:
-    """The module's parse accuracy on each split and its task errors per held-out wording."""
+def score(directory: Path, dropout_samples: int | None = None) -> dict:
+    """The module's parse accuracy on each split and its task errors per held-out wording.
+
+    ``dropout_samples`` reads the module with that many word-dropout masks (``ModuleSettings.dropout_samples``),
+    TRC2's command weight chosen again on the validation wordings under them (None: as the module was saved).
+    """
     import cortico.language.module as language_module
     from cortico.language.tasks import make_task, training_instructions
 
@@ -46,7 +52,14 @@ def score(directory: Path) -> dict:
             module.tasks, module.text_encoder(), lambda task: training_instructions(task, extended=False)
         )
     commands = make_task("commands", module.settings.seed, module.settings.suite, extended=extended)
+    module.settings.word_dropout = module.settings.metrics.get("word_dropout", module.settings.word_dropout)
     result = {"revision": revision, "seed": module.settings.seed}
+    if dropout_samples is not None:
+        module.settings.dropout_samples = dropout_samples
+        validation = make_task("commands", module.settings.seed, module.settings.suite, extended=True)
+        result["validation_accuracy_by_weight"] = module.choose_weight("command", validation.splits["novel_validation"])
+    result["dropout_samples"] = module.settings.dropout_samples
+    result["command_trc2_weight"] = module.settings.command_trc2_weight
     for split in SPLITS:
         examples = commands.splits[split]
         parsed = module.parse_commands([e.input for e in examples])
@@ -74,19 +87,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="+", type=Path, help="module folders (cortico language train --out)")
     parser.add_argument("--json", type=Path, default=RESULTS / "language_parsing.json")
+    parser.add_argument(
+        "--dropout-samples", type=int, nargs="+", default=None,
+        help="read every module with each of these numbers of word-dropout masks (TRC2's weight chosen again "
+        "for each; default: each module as it was saved)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from cortico.atomic import write_json_atomic
 
     modules = {}
     for directory in args.modules:
-        modules[str(directory)] = score(directory)
-        figures = ", ".join(f"{s} {modules[str(directory)][s]['accuracy']:.4f}" for s in SPLITS)
-        print(f"{directory} (revision {modules[str(directory)]['revision']}): {figures}", flush=True)
+        for samples in args.dropout_samples or [None]:
+            key = str(directory) if samples is None else f"{directory} with {samples} dropout samples"
+            modules[key] = score(directory, samples)
+            figures = ", ".join(f"{s} {modules[key][s]['accuracy']:.4f}" for s in SPLITS)
+            print(f"{key} (revision {modules[key]['revision']}): {figures}", flush=True)
     summary: dict[str, dict] = {}
-    for revision in sorted({m["revision"] for m in modules.values()}):
-        runs = [m for m in modules.values() if m["revision"] == revision]
-        summary[f"revision {revision}"] = {
+    for group in sorted({(m["revision"], m["dropout_samples"]) for m in modules.values()}):
+        runs = [m for m in modules.values() if (m["revision"], m["dropout_samples"]) == group]
+        summary[f"revision {group[0]}, {group[1]} dropout samples"] = {
             split: {
                 "mean": statistics.mean(r[split]["accuracy"] for r in runs),
                 "std": statistics.pstdev(r[split]["accuracy"] for r in runs),

@@ -73,16 +73,24 @@ def encode(tokenizer: PreTrainedTokenizerFast, examples: Sequence[Example], max_
     return Encoded(input_ids, labels, mask)
 
 
-def drop_words(data: Encoded, rate: float, unknown_id: int, generator: torch.Generator | None = None) -> Encoded:
+def drop_words(
+    data: Encoded,
+    rate: float,
+    unknown_id: int,
+    generator: torch.Generator | None = None,
+    draws: torch.Tensor | None = None,
+) -> Encoded:
     """Word dropout: each prompt token (not BOS/SEP) becomes ``unknown_id`` with probability ``rate``.
 
     Trained this way, a parser cannot lean on one memorised word sequence: it learns to read every cue of
-    a command, which is what carries it to phrasings it has never seen.
+    a command, which is what carries it to phrasings it has never seen. ``draws`` (uniform numbers shaped
+    like ``input_ids``) fixes the masks instead of ``generator``: a token is dropped where its draw is below ``rate``.
     """
     prompt = (data.labels == IGNORE) & (data.attention_mask == 1)
     prompt[:, 0] = False  # BOS
     prompt &= torch.roll(data.labels, -1, dims=1) == IGNORE  # SEP is the last prompt token before the answer
-    drop = prompt & (torch.rand(data.input_ids.shape, generator=generator) < rate)
+    draws = torch.rand(data.input_ids.shape, generator=generator) if draws is None else draws
+    drop = prompt & (draws < rate)
     return Encoded(data.input_ids.masked_fill(drop, unknown_id), data.labels, data.attention_mask)
 
 

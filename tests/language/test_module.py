@@ -11,8 +11,14 @@ import pytest
 import torch
 
 from cortico.checkpoint import CheckpointError
-from cortico.language.data import answer_log_probs
-from cortico.language.module import LanguageModule, keyword_arguments, train_module, within_one_standard_error
+from cortico.language.data import answer_log_probs, drop_words
+from cortico.language.module import (
+    DROPOUT_SAMPLES,
+    LanguageModule,
+    keyword_arguments,
+    train_module,
+    within_one_standard_error,
+)
 from cortico.language.probe import PROBE_FILE, CommandProbe
 from cortico.language.stream_file import read_stream
 from cortico.language.tasks import Example
@@ -175,6 +181,30 @@ def test_batched_parses_equal_one_at_a_time_parses(module_dir: Path) -> None:
         assert np.allclose([p.confidence for p in asked], [p.confidence for p in one_by_one], atol=1e-5)
     with pytest.raises(ValueError, match="empty"):
         module.parse_commands(["open the drawer", " "])
+
+
+def test_trc2_reads_a_command_as_its_mean_over_word_dropout_masks(module_dir: Path) -> None:
+    module = LanguageModule.load(module_dir)
+    assert module.settings.dropout_samples == DROPOUT_SAMPLES == 0  # off by default (docs/language.md)
+    text, options = "open up the drawer quickly", module.tasks
+    module.settings.dropout_samples = samples = 8
+    masked = module._trc2_scores([text], [""], options, False, 1024)[0]
+    rows = module.encode([Example(text, option) for option in options])
+    probabilities = [answer_log_probs(module.model, rows, final=False)[0].exp()]  # the text itself
+    changed_any = False
+    for sample in range(1, samples + 1):
+        draws = module._dropout_draws([text], len(options), rows.input_ids.shape[1], sample)
+        dropped = drop_words(rows, module.settings.word_dropout, module.tokenizer.unk_token_id, draws=draws)
+        changed = dropped.input_ids != rows.input_ids
+        assert (changed == changed[0]).all(), "every option is scored under the same mask of the text"
+        assert not (changed & (rows.labels != -100)).any(), "answers are never masked"
+        changed_any |= bool(changed.any())
+        probabilities.append(answer_log_probs(module.model, dropped, final=False)[0].exp())
+    assert changed_any
+    assert torch.allclose(masked, torch.stack(probabilities).mean(0).log(), atol=1e-5)
+    module.settings.dropout_samples = 0
+    alone = module._trc2_scores([text], [""], options, False, 1024)[0]
+    assert torch.allclose(alone, probabilities[0].log(), atol=1e-5) and not torch.allclose(alone, masked)
 
 
 def test_the_largest_weight_within_one_standard_error_of_the_best_is_chosen() -> None:
