@@ -56,7 +56,9 @@ def score(directory: Path, dropout_samples: int | None = None) -> dict:
     result = {"revision": revision, "seed": module.settings.seed}
     if dropout_samples is not None:
         module.settings.dropout_samples = dropout_samples
-        validation = make_task("commands", module.settings.seed, module.settings.suite, extended=True)
+        # the 45 validation wordings of the wider list (the test's task already has them from revision 5 on)
+        seed, suite = module.settings.seed, module.settings.suite
+        validation = commands if extended else make_task("commands", seed, suite, extended=True)
         result["validation_accuracy_by_weight"] = module.choose_weight("command", validation.splits["novel_validation"])
     result["dropout_samples"] = module.settings.dropout_samples
     result["command_trc2_weight"] = module.settings.command_trc2_weight
