@@ -10,7 +10,9 @@ and, for the two paraphrase splits, which wordings were read as which task. Modu
 (trained on the catalogue's wordings alone) are read too, so that a recipe can be compared with the one
 before it on the same test; the module's revision is in the JSON beside its figures.
 ``--dropout-samples 0 8`` reads every module both ways (``ModuleSettings.dropout_samples``: TRC2 scored over word-
-dropout masks of each command too), TRC2's weight chosen again for each.
+dropout masks of each command too), TRC2's weight chosen again for each. ``--weight-rules accuracy likelihood``
+chooses TRC2's command and question weights again by each rule of ``LanguageModule.choose_weight``. Questions are
+scored too (``test``: held-out combinations of training templates; ``novel``: held-out templates and paraphrases).
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = ("test", "novel", "novel_independent")
+QUESTION_SPLITS = ("test", "novel")
 OLDEST_REVISION = 4  # the first revision that parses questions into queries, as the current module does
 
 
-def score(directory: Path, dropout_samples: int | None = None) -> dict:
+def score(directory: Path, dropout_samples: int | None = None, weight_rule: str | None = None) -> dict:
     """The module's parse accuracy on each split and its task errors per held-out wording.
 
     ``dropout_samples`` reads the module with that many word-dropout masks (``ModuleSettings.dropout_samples``),
-    TRC2's command weight chosen again on the validation wordings under them (None: as the module was saved).
+    ``weight_rule`` chooses TRC2's weights by that rule; with either, TRC2's command weight is chosen again on
+    the validation wordings (and with ``weight_rule`` the question weight too; None: as the module was saved).
     """
     import cortico.language.module as language_module
     from cortico.language.tasks import make_task, training_instructions
@@ -53,15 +57,28 @@ def score(directory: Path, dropout_samples: int | None = None) -> dict:
         )
     commands = make_task("commands", module.settings.seed, module.settings.suite, extended=extended)
     module.settings.word_dropout = module.settings.metrics.get("word_dropout", module.settings.word_dropout)
-    result = {"revision": revision, "seed": module.settings.seed}
-    if dropout_samples is not None:
-        module.settings.dropout_samples = dropout_samples
+    questions = make_task("questions", module.settings.seed, module.settings.suite, extended=extended)
+    # word-dropout masks checked by the probe in training (`cortico language train --checked-masks`; 0: none)
+    checked = module.settings.metrics.get("checked_masks", 0)
+    result = {"revision": revision, "seed": module.settings.seed, "checked_masks": checked}
+    if dropout_samples is not None or weight_rule is not None:
+        module.settings.dropout_samples = (
+            module.settings.dropout_samples if dropout_samples is None else dropout_samples
+        )
+        module.settings.weight_rule = weight_rule or "accuracy"  # the rule of every module before it was a setting
         # the 45 validation wordings of the wider list (the test's task already has them from revision 5 on)
         seed, suite = module.settings.seed, module.settings.suite
         validation = commands if extended else make_task("commands", seed, suite, extended=True)
-        result["validation_accuracy_by_weight"] = module.choose_weight("command", validation.splits["novel_validation"])
+        result["validation_by_weight"] = module.choose_weight("command", validation.splits["novel_validation"])
+        if weight_rule is not None:
+            choice = module.choose_weight("question", questions.splits["novel_validation"])
+            result["question_validation_by_weight"] = choice
     result["dropout_samples"] = module.settings.dropout_samples
+    result["weight_rule"] = module.settings.weight_rule if weight_rule or dropout_samples is not None else "as saved"
     result["command_trc2_weight"] = module.settings.command_trc2_weight
+    result["question_trc2_weight"] = module.settings.question_trc2_weight
+    for split in QUESTION_SPLITS:
+        result[f"questions_{split}"] = module.question_accuracy(questions.splits[split])
     for split in SPLITS:
         examples = commands.splits[split]
         parsed = module.parse_commands([e.input for e in examples])
@@ -76,6 +93,16 @@ def score(directory: Path, dropout_samples: int | None = None) -> dict:
     return result
 
 
+def _all_wordings(result: dict) -> float:
+    """Accuracy over all 60 held-out wordings, each weighing the same (10 catalogue, 50 independent ones)."""
+    from cortico.language.paraphrases import INDEPENDENT_TEST_PARAPHRASES
+
+    independent = sum(map(len, INDEPENDENT_TEST_PARAPHRASES.values()))
+    catalogue = len(INDEPENDENT_TEST_PARAPHRASES)  # one held-out catalogue wording per MT10 task
+    pooled = catalogue * result["novel"]["accuracy"] + independent * result["novel_independent"]["accuracy"]
+    return pooled / (catalogue + independent)
+
+
 def _core(text: str, task: str, split: str) -> str:
     """The held-out wording a command of ``split`` was built around."""
     from cortico.language.paraphrases import INDEPENDENT_TEST_PARAPHRASES
@@ -86,6 +113,8 @@ def _core(text: str, task: str, split: str) -> str:
 
 
 def main() -> int:
+    from cortico.language.module import WEIGHT_RULES
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="+", type=Path, help="module folders (cortico language train --out)")
     parser.add_argument("--json", type=Path, default=RESULTS / "language_parsing.json")
@@ -94,6 +123,10 @@ def main() -> int:
         help="read every module with each of these numbers of word-dropout masks (TRC2's weight chosen again "
         "for each; default: each module as it was saved)",
     )  # fmt: skip
+    parser.add_argument(
+        "--weight-rules", nargs="+", default=None, choices=sorted(WEIGHT_RULES),
+        help="choose TRC2's weights again by each of these rules (default: each module's saved weights)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from cortico.atomic import write_json_atomic
@@ -101,21 +134,29 @@ def main() -> int:
     modules = {}
     for directory in args.modules:
         for samples in args.dropout_samples or [None]:
-            key = str(directory) if samples is None else f"{directory} with {samples} dropout samples"
-            modules[key] = score(directory, samples)
-            figures = ", ".join(f"{s} {modules[key][s]['accuracy']:.4f}" for s in SPLITS)
-            print(f"{key} (revision {modules[key]['revision']}): {figures}", flush=True)
+            for rule in args.weight_rules or [None]:
+                readings = [f"{samples} dropout samples"] * (samples is not None) + [f"{rule} rule"] * (
+                    rule is not None
+                )
+                key = " with ".join([str(directory), *readings])
+                modules[key] = score(directory, samples, rule)
+                figures = ", ".join(f"{s} {modules[key][s]['accuracy']:.4f}" for s in SPLITS)
+                print(f"{key} (revision {modules[key]['revision']}): {figures}", flush=True)
     summary: dict[str, dict] = {}
-    for group in sorted({(m["revision"], m["dropout_samples"]) for m in modules.values()}):
-        runs = [m for m in modules.values() if (m["revision"], m["dropout_samples"]) == group]
-        summary[f"revision {group[0]}, {group[1]} dropout samples"] = {
+    reading = ("revision", "checked_masks", "dropout_samples", "weight_rule")
+    for group in sorted({tuple(m[k] for k in reading) for m in modules.values()}):
+        runs = [m for m in modules.values() if tuple(m[k] for k in reading) == group]
+        splits = [*SPLITS, *(f"questions_{split}" for split in QUESTION_SPLITS)]
+        name = f"revision {group[0]}, {group[1]} checked masks, {group[2]} dropout samples, weights {group[3]}"
+        summary[name] = {
             split: {
                 "mean": statistics.mean(r[split]["accuracy"] for r in runs),
                 "std": statistics.pstdev(r[split]["accuracy"] for r in runs),
                 "runs": len(runs),
             }
-            for split in SPLITS
+            for split in splits
         }
+        summary[name]["all_held_out_wordings"] = statistics.mean(map(_all_wordings, runs))
     write_json_atomic(args.json, {
         "command": "python benchmarks/language_parsing.py " + " ".join(sys.argv[1:]),
         "summary": summary,

@@ -26,6 +26,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--probe-examples", type=int, default=None, metavar="N",
         help="fit the sentence-encoder probe on N training examples per family (a quick look; default: all)",
     )  # fmt: skip
+    train.add_argument(
+        "--checked-masks", type=int, default=None, metavar="K",
+        help="word-dropout masks per training command that the probe checks (default: CHECKED_MASKS in "
+        "language/module.py, 0: fresh unchecked masks every step; docs/language.md)",
+    )  # fmt: skip
     train.set_defaults(handler=_train)
 
     parse = sub.add_parser("parse", help="parse a command into a task and its arguments")
@@ -73,8 +78,10 @@ def _train(args: argparse.Namespace) -> int:
     from cortico.language.module import train_module
 
     module = train_module(
-        args.out, args.suite, args.steps, args.seed, resume=not args.no_resume, probe_examples=args.probe_examples
-    )
+        args.out, args.suite, args.steps, args.seed, resume=not args.no_resume,
+        probe_examples=args.probe_examples,
+        **({} if args.checked_masks is None else {"checked_masks": args.checked_masks}),
+    )  # fmt: skip
     print(json.dumps(module.settings.metrics, indent=2))
     print(f"language module: {args.out}")
     return 0

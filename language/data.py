@@ -86,12 +86,17 @@ def drop_words(
     a command, which is what carries it to phrasings it has never seen. ``draws`` (uniform numbers shaped
     like ``input_ids``) fixes the masks instead of ``generator``: a token is dropped where its draw is below ``rate``.
     """
+    draws = torch.rand(data.input_ids.shape, generator=generator) if draws is None else draws
+    drop = prompt_positions(data) & (draws < rate)
+    return Encoded(data.input_ids.masked_fill(drop, unknown_id), data.labels, data.attention_mask)
+
+
+def prompt_positions(data: Encoded) -> torch.Tensor:
+    """Where the prompt's words are, ``(N, L)`` booleans (not BOS, SEP, the answer or padding)."""
     prompt = (data.labels == IGNORE) & (data.attention_mask == 1)
     prompt[:, 0] = False  # BOS
     prompt &= torch.roll(data.labels, -1, dims=1) == IGNORE  # SEP is the last prompt token before the answer
-    draws = torch.rand(data.input_ids.shape, generator=generator) if draws is None else draws
-    drop = prompt & (draws < rate)
-    return Encoded(data.input_ids.masked_fill(drop, unknown_id), data.labels, data.attention_mask)
+    return prompt
 
 
 def concatenate(parts: Sequence[Encoded]) -> Encoded:

@@ -36,7 +36,15 @@ from cortico.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cortico.compute import torch_threads
 from cortico.envs.task_catalog import SUITES, TASKS
 from cortico.language.continual import ContinualConfig, ContinualLearner, model_config
-from cortico.language.data import Encoded, answer_log_probs, concatenate, drop_words, encode, exact_match
+from cortico.language.data import (
+    Encoded,
+    answer_log_probs,
+    concatenate,
+    drop_words,
+    encode,
+    exact_match,
+    prompt_positions,
+)
 from cortico.language.modeling import TRC2ForCausalLM
 from cortico.language.probe import CommandProbe
 from cortico.language.tasks import (
@@ -65,7 +73,17 @@ REPLAY_FILE = "replay.jsonl"
 # folders are refused with a request to retrain.
 MODULE_REVISION = 6
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
+# word-dropout masks drawn per training command and kept only where the probe still reads the command's parse
+# (0: fresh unchecked masks every step). 6 fixed most "open up the drawer" errors but cost 1.5 points on the
+# independent wordings over five seeds (docs/language.md); off
+CHECKED_MASKS = 0
 TRC2_WEIGHTS = (1.0, 0.5, 0.25, 0.0)  # TRC2's weights against the probe tried on unseen wordings
+# each rule of LanguageModule.choose_weight and the weights it tries (the likelihood tells finer steps apart)
+WEIGHT_RULES = {
+    "accuracy": TRC2_WEIGHTS,
+    "likelihood": (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0),
+}
+WEIGHT_RULE = "accuracy"
 # word-dropout masks TRC2 reads each command and question with, besides the text itself: 8 fixed the "open up"
 # trap but cost 1.6 points on the independent wordings in each of three seeds (docs/language.md); off
 DROPOUT_SAMPLES = 0
@@ -123,6 +141,7 @@ class ModuleSettings:
     # TRC2's weight against the probe when reading commands / questions (chosen after training)
     command_trc2_weight: float = 1.0
     question_trc2_weight: float = 1.0
+    weight_rule: str = WEIGHT_RULE  # how choose_weight sets them (see WEIGHT_RULES)
     online_learning_rate: float = 1e-3
     # TRC2's scores are the mean probability over the text and this many word-dropout masks of it (at the
     # rate it was trained with): a single word it learned by rote cannot decide a command alone
@@ -252,14 +271,29 @@ class LanguageModule:
         times ``weight`` (below 1 it is trusted less than the probe; 0 leaves the probe alone); the probe
         adds its log-probabilities when it has the slot. Rows (text x option) go through TRC2 in batches.
         """
+        log_probs = self._slot_log_probs(texts, embeddings, slot, prefixes, options, final, weight, batch_rows)
+        shares, best = log_probs.max(-1)
+        return [options[int(b)] for b in best], shares.exp().tolist()
+
+    def _slot_log_probs(
+        self,
+        texts: Sequence[str],
+        embeddings: torch.Tensor | None,
+        slot: str,
+        prefixes: Sequence[str],
+        options: Sequence[str],
+        final: bool,
+        weight: float,
+        batch_rows: int = 1024,
+    ) -> torch.Tensor:
+        """The TRC2 x probe distribution over a slot's ``options`` for each text, as log-probabilities ``(N, K)``."""
         if weight:
             scores = weight * self._trc2_scores(texts, prefixes, options, final, batch_rows)
         else:  # TRC2 left out: the probe alone
             scores = torch.zeros(len(texts), len(options))
         if embeddings is not None and slot in self.probe.labels:
             scores = scores + self.probe.log_probs(embeddings, slot)
-        shares, best = scores.softmax(-1).max(-1)
-        return [options[int(b)] for b in best], shares.tolist()
+        return scores.log_softmax(-1)
 
     def _trc2_scores(
         self, texts: Sequence[str], prefixes: Sequence[str], options: Sequence[str], final: bool, batch_rows: int
@@ -452,6 +486,48 @@ class LanguageModule:
             if group and slots:
                 probe.fit(embeddings[[row[text] for text in group]], slots, steps)
 
+    @torch.no_grad()
+    def check_dropout_draws(
+        self, examples: Sequence[Example], data: Encoded, draws: torch.Tensor, rate: float
+    ) -> torch.Tensor:
+        """``draws`` (``(N, K, L)``: K word-dropout draws per command of ``data``) with each unreadable mask undone.
+
+        A mask that drops the words carrying a command's task, speed or repetition teaches TRC2 a wrong
+        lesson: whatever is left becomes the cue ("close up the open drawer" without "close" teaches that
+        "up" closes a drawer). The sentence-encoder probe reads every masked command; where it no longer
+        gives the command's parse, that draw is replaced by one that drops nothing (see :func:`drop_words`).
+        """
+        if self.probe is None:
+            raise ValueError("checking word-dropout masks needs the module's probe: fit it first")
+        if draws.dim() != 3 or draws.shape[0] != len(data) or draws.shape[2] != data.input_ids.shape[1]:
+            raise ValueError(f"draws must be shaped (commands, masks, length) = ({len(data)}, K, "
+                             f"{data.input_ids.shape[1]}), got {tuple(draws.shape)}")  # fmt: skip
+        draws = draws.clone()
+        count = draws.shape[1]
+        kept = prompt_positions(data).unsqueeze(1) & ~(draws < rate)
+        texts = [
+            self.tokenizer.decode(data.input_ids[row][kept[row, k]]).strip()
+            for row in range(len(data))
+            for k in range(count)
+        ]  # fmt: skip
+        unique = sorted({t for t in texts if t})
+        index = {text: i for i, text in enumerate(unique)}
+        embeddings = self.sentence_embeddings(unique) if unique else None
+        read = {
+            slot: [self.probe.labels[slot][int(b)] for b in self.probe.log_probs(embeddings, slot).argmax(-1)]
+            for slot in COMMAND_SLOTS
+        } if unique else {}  # fmt: skip
+        for row, example in enumerate(examples):
+            parse = _grammar_slots(example.output, self.tasks)
+            for k in range(count):
+                text = texts[row * count + k]
+                readable = bool(text) and (
+                    parse is None or all(read[slot][index[text]] == parse[i] for i, slot in enumerate(COMMAND_SLOTS))
+                )
+                if not readable:
+                    draws[row, k] = 1.0  # nothing dropped
+        return draws
+
     def consolidate(self, steps: int = 50) -> int:
         """Idle-time consolidation: replay-only steps from the buffers (through the plain path)."""
         if not self.replay or steps < 1:
@@ -485,28 +561,80 @@ class LanguageModule:
         return {"accuracy": correct / len(examples), "fallback_rate": fallback / len(examples)}
 
     def choose_weight(
-        self, what: str, examples: Sequence[Example], weights: Sequence[float] = TRC2_WEIGHTS
+        self, what: str, examples: Sequence[Example], weights: Sequence[float] | None = None, rule: str | None = None
     ) -> dict[str, float]:
-        """Set TRC2's weight for ``what`` (``"command"`` or ``"question"``) by its accuracy on ``examples``.
+        """Set TRC2's weight for ``what`` on ``examples``; returns each weight's score.
 
-        TRC2 is trained from scratch and is overconfident on wordings it never saw, where the sentence
-        encoder's probe is not; the examples should be such wordings (a ``novel_validation`` split).
-        One-standard-error rule: the largest weight whose accuracy is within one binomial standard error
-        of the best wins, so that a difference of a few examples does not switch TRC2 off. Returns each
-        weight's accuracy.
+        ``what`` is ``"command"`` or ``"question"``. TRC2 is trained from scratch and is overconfident on
+        wordings it never saw, where the sentence encoder's probe is not; the examples should be such
+        wordings (a ``novel_validation`` split). ``rule`` (default ``settings.weight_rule``):
+        ``"likelihood"`` takes the weight under which the right parses get the highest mean
+        log-likelihood (a proper score: it still tells weights apart when all of them parse nearly every
+        example right, and it punishes confident mistakes); ``"accuracy"`` the largest weight whose
+        accuracy is within one binomial standard error of the best, so that a difference of a few
+        examples does not switch TRC2 off.
         """
+        rule = rule or self.settings.weight_rule
+        if rule not in WEIGHT_RULES:
+            raise ValueError(f"unknown weight rule {rule!r}; available: {', '.join(WEIGHT_RULES)}")
+        weights = weights or WEIGHT_RULES[rule]
         setting = {"command": "command_trc2_weight", "question": "question_trc2_weight"}[what]
         score = self.parse_accuracy if what == "command" else self.question_accuracy
-        accuracy = {}
+        scores = {}
         self._score_cache = {}  # TRC2's scores do not depend on its weight: computed once for all weights
         try:
             for weight in weights:
                 setattr(self.settings, setting, weight)
-                accuracy[str(weight)] = score(examples)["accuracy"]
+                if rule == "accuracy":
+                    scores[str(weight)] = score(examples)["accuracy"]
+                else:
+                    scores[str(weight)] = float(self.log_likelihood(what, examples).mean())
         finally:
             self._score_cache = None
-        setattr(self.settings, setting, within_one_standard_error(accuracy, len(examples)))
-        return accuracy
+        if rule == "accuracy":
+            best = within_one_standard_error(scores, len(examples))
+        else:
+            best = float(max(scores, key=scores.__getitem__))
+        setattr(self.settings, setting, best)
+        return scores
+
+    @torch.no_grad()
+    def log_likelihood(self, what: str, examples: Sequence[Example]) -> torch.Tensor:
+        """Each example's log-probability of its right parse under the module's current weights, ``(N,)``.
+
+        The sum over the grammar's slots of the TRC2 x probe log-probability of the right option, each
+        slot given the right ones before it (``what``: ``"command"`` or ``"question"``).
+        """
+        if what not in ("command", "question"):
+            raise ValueError(f"what must be 'command' or 'question', got {what!r}")
+        texts = [e.input.strip().rstrip("?").strip() if what == "question" else e.input for e in examples]
+        embeddings = self._probe_embeddings(texts)
+        total = torch.zeros(len(examples))
+        if what == "command":
+            labels, weight = command_labels(self.tasks), self.settings.command_trc2_weight
+            slots = [e.output.split() for e in examples]
+            prefix = [""] * len(examples)
+            for index, (slot, options) in enumerate(labels.items()):
+                final = index == len(labels) - 1
+                log_probs = self._slot_log_probs(texts, embeddings, slot, prefix, options, final, weight)
+                total += log_probs[torch.arange(len(examples)), [options.index(s[index]) for s in slots]]
+                prefix = [" ".join(s[: index + 1]) for s in slots]
+            return total
+        weight = self.settings.question_trc2_weight
+        queries = [e.output.split() for e in examples]
+        log_probs = self._slot_log_probs(
+            texts, embeddings, "question", [""] * len(texts), EVENT_QUESTIONS, False, weight
+        )
+        total += log_probs[torch.arange(len(examples)), [EVENT_QUESTIONS.index(q[0]) for q in queries]]
+        about = [i for i, q in enumerate(queries) if q[0] in TASK_QUESTIONS]
+        if about:
+            chosen = embeddings[about] if embeddings is not None else None
+            prefixes = [queries[i][0] for i in about]
+            log_probs = self._slot_log_probs(
+                [texts[i] for i in about], chosen, "about", prefixes, self.tasks, True, weight
+            )
+            total[about] += log_probs[torch.arange(len(about)), [self.tasks.index(queries[i][1]) for i in about]]
+        return total
 
     def question_accuracy(self, examples: Sequence[Example]) -> dict[str, Any]:
         """Share of questions ``parse_question`` reads as exactly the right query, overall and per kind."""
@@ -679,11 +807,15 @@ def train_module(
     evaluate: bool = True,
     word_dropout: float = WORD_DROPOUT,
     probe_examples: int | None = None,
+    checked_masks: int = CHECKED_MASKS,
 ) -> LanguageModule:
     """Train a module on the suite's commands and questions (half a batch each), checkpointing as it goes.
 
-    Both are trained with ``word_dropout`` (see :func:`drop_words`). With ``evaluate`` the held-out exact
-    match and the parsing accuracy of commands and questions are stored in ``module.json``.
+    Both are trained with ``word_dropout`` (see :func:`drop_words`), each command through one of
+    ``checked_masks`` masks that the sentence-encoder probe, fitted first, still reads as the command
+    (:meth:`LanguageModule.check_dropout_draws`; 0: fresh masks every step, unchecked; each mask checked
+    costs an embedding of every training command). With ``evaluate`` the held-out exact match and the
+    parsing accuracy of commands and questions are stored in ``module.json``.
     ``probe_examples`` fits the sentence-encoder probe on at most that many training examples per family and
     chooses TRC2's weights on at most a quarter as many validation wordings (a quick look such as
     ``cortico demo --fast``: embedding every text is most of a short run's time); ``None`` uses them all.
@@ -692,13 +824,22 @@ def train_module(
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
     if probe_examples is not None and probe_examples < 4:
         raise ValueError(f"probe_examples must be at least 4 (or None for all), got {probe_examples}")
+    if checked_masks < 0:
+        raise ValueError(f"checked_masks must be 0 (unchecked masks) or more, got {checked_masks}")
     config = config or ContinualConfig(learning_rate=1e-3)
     out = Path(out)
     checkpoint = out.with_name(out.name + ".checkpoint")
     tasks = module_tasks(suite, seed)
+    commands, questions = tasks
     tokenizer = train_tokenizer(training_texts(tasks))
     torch.manual_seed(seed)
     model = TRC2ForCausalLM(model_config("trc2", len(tokenizer), config))
+    replay = [e for t in tasks for e in t.splits["train"][: config.buffer_size // len(tasks)]]
+    settings = ModuleSettings(suite=suite, seed=seed, revision=MODULE_REVISION, word_dropout=word_dropout)
+    module = LanguageModule(model, tokenizer, settings, replay)
+    # the probe reads only the sentence encoder: fitted before TRC2, it can check the word-dropout masks
+    # (the splits are shuffled, so a prefix is a fair sample of every task and question kind)
+    module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"][:probe_examples]], seed)
     learner = ContinualLearner(model, "controlled", config, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     start = 0
@@ -710,23 +851,31 @@ def train_module(
             logger.warning("ignoring the unusable checkpoint %s: %s", checkpoint, error)
     data = [encode(tokenizer, t.splits["train"], config.max_length) for t in tasks]
     half = config.batch_size // 2
+    masks, undone = None, 0.0
+    if checked_masks:
+        logger.info("checking %d word-dropout masks of each training command with the probe", checked_masks)
+        masks_generator = torch.Generator().manual_seed(zlib.crc32(f"checked masks {seed}".encode()))
+        drawn = torch.rand((len(data[0]), checked_masks, data[0].input_ids.shape[1]), generator=masks_generator)
+        masks = module.check_dropout_draws(commands.splits["train"], data[0], drawn, word_dropout)
+        undone = float((masks != drawn).any(-1).float().mean())
+        logger.info("%.1f%% of the command masks left no readable command and were undone", 100 * undone)
     bar = tqdm(total=steps, initial=start, desc="train language module", disable=not progress)
     with bar, torch_threads(1):  # a small model: one thread is as fast, and far faster on a busy machine
         for step in range(start + 1, steps + 1):
             picks = [torch.randint(len(d), (half,), generator=generator) for d in data]
             batch = concatenate([d.select(p) for d, p in zip(data, picks)])
-            loss = learner.step(drop_words(batch, word_dropout, tokenizer.unk_token_id, generator))
+            draws = torch.rand(batch.input_ids.shape, generator=generator)
+            if masks is not None:  # the command rows (the first half) through their checked masks
+                chosen = masks[picks[0], torch.randint(checked_masks, (half,), generator=generator)]
+                width = min(chosen.shape[1], draws.shape[1])
+                draws[:half, :width] = chosen[:, :width]
+            loss = learner.step(drop_words(batch, word_dropout, tokenizer.unk_token_id, draws=draws))
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % checkpoint_every == 0 and step < steps:
                 save_checkpoint(checkpoint, model=model, optimizer=learner.optimizer, step=step, generator=generator)
-    replay = [e for t in tasks for e in t.splits["train"][: config.buffer_size // len(tasks)]]
-    settings = ModuleSettings(suite=suite, seed=seed, revision=MODULE_REVISION, word_dropout=word_dropout)
-    module = LanguageModule(model.eval(), tokenizer, settings, replay)
-    commands, questions = tasks
-    # embedding thousands of texts and scoring batches of a thousand rows: every thread helps (unlike training)
-    # the splits are shuffled, so a prefix is a fair sample of every task and question kind
-    module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"][:probe_examples]], seed)
+    model.eval()
+    # scoring batches of a thousand rows: every thread helps (unlike training)
     validation = None if probe_examples is None else probe_examples // 4
     weights = {
         what: module.choose_weight(what, task.splits["novel_validation"][:validation])
@@ -737,6 +886,8 @@ def train_module(
         module.settings.metrics = {
             "steps": steps,
             "word_dropout": word_dropout,
+            "checked_masks": checked_masks,
+            "checked_masks_undone": undone,  # the share of them that left no readable command
             "tokenizer": TOKENIZER_KIND,
             "probe_slots": list(module.probe.labels),
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cortico.checkpoint import CheckpointError
-from cortico.language.data import answer_log_probs, drop_words
+from cortico.language.data import answer_log_probs, drop_words, prompt_positions
 from cortico.language.module import (
     DROPOUT_SAMPLES,
     LanguageModule,
@@ -48,6 +48,8 @@ def test_training_refuses_a_probe_sample_too_small_to_hold_every_family(
 
     with pytest.raises(ValueError, match="probe_examples must be at least 4"):
         train_module(tmp_path / "module", probe_examples=2)
+    with pytest.raises(ValueError, match="checked_masks must be 0 .unchecked masks. or more, got -1"):
+        train_module(tmp_path / "module", checked_masks=-1)
     out = tmp_path / "cli"
     assert main(["language", "train", "--out", str(out), "--probe-examples", "0"]) == 2
     assert "probe_examples must be at least 4" in capsys.readouterr().err
@@ -163,6 +165,52 @@ def test_trc2_is_weighted_against_the_probe_as_chosen_on_unseen_wordings(module_
     assert module.parse_accuracy(examples)["accuracy"] == accuracy[str(best)]
     module.save(module_copy)
     assert LanguageModule.load(module_copy).settings.command_trc2_weight == best
+
+
+def test_the_likelihood_of_a_right_parse_is_its_confidence_and_the_likelihood_rule_takes_its_best(
+    module_copy: Path,
+) -> None:
+    from cortico.language.tasks import make_task
+
+    module = LanguageModule.load(module_copy)
+    module.settings.confidence_threshold = 0.0  # no fallback: the confidence is the product of the slot shares
+    module.settings.command_trc2_weight = module.settings.question_trc2_weight = 0.5
+    for what, family in (("command", "commands"), ("question", "questions")):
+        examples = make_task(family, 0, "mt10").splits["novel_validation"][:30]
+        log_likelihood = module.log_likelihood(what, examples)
+        assert log_likelihood.shape == (len(examples),) and bool((log_likelihood <= 1e-6).all())
+        if what == "command":
+            commands = module.parse_commands([e.input for e in examples])
+            parsed = [(f"{p.task} {p.arguments['speed']} {p.arguments['repeat']}", p.confidence) for p in commands]
+        else:
+            parsed = [(p.query, p.confidence) for p in module.parse_questions([e.input for e in examples])]
+        right = [i for i, (e, (query, _)) in enumerate(zip(examples, parsed)) if query == e.output]
+        assert right, "the probe reads some validation wordings right"
+        confidence = torch.tensor([parsed[i][1] for i in right])
+        assert torch.allclose(log_likelihood[right].exp(), confidence, atol=1e-4)
+        scores = module.choose_weight(what, examples, weights=(1.0, 0.25, 0.0), rule="likelihood")
+        best = max(scores, key=scores.__getitem__)
+        assert getattr(module.settings, f"{what}_trc2_weight") == float(best)
+    with pytest.raises(ValueError, match="unknown weight rule 'vote'; available: accuracy, likelihood"):
+        module.choose_weight("command", examples, rule="vote")
+
+
+def test_word_dropout_masks_that_leave_no_readable_command_are_undone(module_dir: Path) -> None:
+    module = LanguageModule.load(module_dir)
+    examples = [Example("close the drawer twice", "drawer-close normal 2")]
+    data = module.encode(examples)
+    tokens = [module.tokenizer.decode([t]) for t in data.input_ids[0]]
+    assert prompt_positions(data)[0].sum() == 4 and "twice" in tokens and "the" in tokens
+    draws = torch.ones(1, 3, data.input_ids.shape[1])
+    draws[0, 1, tokens.index("twice")] = 0.0  # the repetition's only word: what is left says once
+    draws[0, 2, tokens.index("the")] = 0.0  # a word the command does not need
+    checked = module.check_dropout_draws(examples, data, draws, rate=0.3)
+    assert torch.equal(checked[0, 0], draws[0, 0]) and torch.equal(checked[0, 2], draws[0, 2])
+    assert bool((checked[0, 1] == 1.0).all()), "the mask that dropped 'twice' is undone"
+    kept = drop_words(data, 0.3, module.tokenizer.unk_token_id, draws=checked[:, 2])
+    assert module.tokenizer.decode(kept.input_ids[0][prompt_positions(data)[0]]) == "close [UNK] drawer twice"
+    with pytest.raises(ValueError, match="draws must be shaped"):
+        module.check_dropout_draws(examples, data, draws[0], rate=0.3)
 
 
 def test_batched_parses_equal_one_at_a_time_parses(module_dir: Path) -> None:
