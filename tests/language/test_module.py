@@ -213,6 +213,13 @@ def test_word_dropout_masks_that_leave_no_readable_command_are_undone(module_dir
         module.check_dropout_draws(examples, data, draws[0], rate=0.3)
 
 
+def test_training_through_checked_masks_records_how_many_were_undone(tmp_path: Path) -> None:
+    module = train_module(tmp_path / "module", steps=3, progress=False, probe_examples=40, checked_masks=1)
+    metrics = LanguageModule.load(tmp_path / "module").settings.metrics
+    assert metrics["checked_masks"] == 1 and 0.0 < metrics["checked_masks_undone"] < 1.0
+    assert module.settings.metrics == metrics
+
+
 def test_batched_parses_equal_one_at_a_time_parses(module_dir: Path) -> None:
     from cortico.language.tasks import make_task
 
