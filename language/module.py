@@ -367,11 +367,11 @@ class LanguageModule:
         """:meth:`parse_question` of many questions at once."""
         texts = []
         for question in questions:
-            if not isinstance(question, str) or not question.strip().rstrip("?").strip():
+            if not isinstance(question, str) or not question_text(question):
                 raise ValueError(
                     "the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'"
                 )
-            texts.append(question.strip().rstrip("?").strip())
+            texts.append(question_text(question))
         if not texts:
             return []
         embeddings = self._probe_embeddings(texts)
@@ -607,7 +607,7 @@ class LanguageModule:
         """
         if what not in ("command", "question"):
             raise ValueError(f"what must be 'command' or 'question', got {what!r}")
-        texts = [e.input.strip().rstrip("?").strip() if what == "question" else e.input for e in examples]
+        texts = [question_text(e.input) if what == "question" else e.input for e in examples]
         embeddings = self._probe_embeddings(texts)
         total = torch.zeros(len(examples))
         if what == "command":
@@ -719,6 +719,11 @@ def _inputs(data: Encoded) -> dict[str, torch.Tensor]:
 
 
 COMMAND_SLOTS = ("task", "speed", "repeat")  # the command grammar "<task> <speed> <repeat>", in order
+
+
+def question_text(question: str) -> str:
+    """A question as the parser reads it: without surrounding spaces or a closing question mark."""
+    return question.strip().rstrip("?").strip()
 
 
 def command_labels(tasks: Sequence[str]) -> dict[str, tuple[str, ...]]:
