@@ -44,6 +44,7 @@ class DemoConfig:
     keyframe_budget: int = 8
     language_steps: int = 1000
     language_probe_examples: int | None = None  # None: the sentence-encoder probe sees every training example
+    language_probe_steps: int | None = None  # steps tuning the probe's encoder layers (None: the module's default)
     memory_budget: int = 160
     frame_stride: int = 2
     final_questions: int = 10
@@ -55,7 +56,7 @@ class DemoConfig:
         """Tiny budgets: every stage runs, nothing is learned well (for tests and a first look)."""
         return cls(tasks=("button-press-topdown", "reach"), episodes_per_task=2, policy_steps=10, gaze_steps=10,
                    batch_size=4, eval_episodes=1, keyframe_budget=3, language_steps=60, language_probe_examples=400,
-                   frame_stride=3, final_questions=5)  # fmt: skip
+                   language_probe_steps=20, frame_stride=3, final_questions=5)  # fmt: skip
 
     def session_commands(self) -> list[str]:
         """Paraphrased commands for the agent: each task once, in the words of its held-out paraphrase."""
@@ -176,8 +177,9 @@ def _language_module(folder: Path, config: DemoConfig) -> Path:
     from cortico.language.module import is_current_module, train_module
 
     if not is_current_module(folder):  # none yet, or one an earlier version trained
+        steps = {} if config.language_probe_steps is None else {"probe_steps": config.language_probe_steps}
         train_module(folder, steps=config.language_steps, seed=config.seed, evaluate=False,
-                     probe_examples=config.language_probe_examples)  # fmt: skip
+                     probe_examples=config.language_probe_examples, **steps)  # fmt: skip
     return folder
 
 

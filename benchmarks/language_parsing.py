@@ -11,14 +11,17 @@ and, for the two paraphrase splits, which wordings were read as which task. Modu
 before it on the same test; the module's revision is in the JSON beside its figures.
 ``--dropout-samples 0 8`` reads every module both ways (``ModuleSettings.dropout_samples``: TRC2 scored over word-
 dropout masks of each command too), TRC2's weight chosen again for each. ``--weight-rules accuracy likelihood``
-chooses TRC2's command and question weights again by each rule of ``LanguageModule.choose_weight``. Questions are
-scored too (``test``: held-out combinations of training templates; ``novel``: held-out templates and paraphrases).
+chooses TRC2's command and question weights again by each rule of ``LanguageModule.choose_weight``. ``--experts both
+probe trc2`` reads every module also with one expert alone (the probe: TRC2's weights 0; TRC2: the probe left out),
+to show what each brings. Questions are scored too (``test``: held-out combinations of training templates;
+``novel``: held-out templates and paraphrases).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import statistics
 import sys
@@ -28,14 +31,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = ("test", "novel", "novel_independent")
 QUESTION_SPLITS = ("test", "novel")
 OLDEST_REVISION = 4  # the first revision that parses questions into queries, as the current module does
+EXPERTS = ("both", "probe", "trc2")  # who reads the commands and questions (see --experts)
 
 
-def score(directory: Path, dropout_samples: int | None = None, weight_rule: str | None = None) -> dict:
+def score(
+    directory: Path, dropout_samples: int | None = None, weight_rule: str | None = None, experts: str = "both"
+) -> dict:
     """The module's parse accuracy on each split and its task errors per held-out wording.
 
     ``dropout_samples`` reads the module with that many word-dropout masks (``ModuleSettings.dropout_samples``),
     ``weight_rule`` chooses TRC2's weights by that rule; with either, TRC2's command weight is chosen again on
     the validation wordings (and with ``weight_rule`` the question weight too; None: as the module was saved).
+    ``experts`` other than ``"both"`` reads with the probe alone (TRC2's weights 0) or TRC2 alone (no probe,
+    weights 1).
     """
     import cortico.language.module as language_module
     from cortico.language.tasks import make_task, training_instructions
@@ -73,6 +81,12 @@ def score(directory: Path, dropout_samples: int | None = None, weight_rule: str 
         if weight_rule is not None:
             choice = module.choose_weight("question", questions.splits["novel_validation"])
             result["question_validation_by_weight"] = choice
+    if experts == "probe":
+        module.settings.command_trc2_weight = module.settings.question_trc2_weight = 0.0
+    elif experts == "trc2":
+        module.probe = None
+        module.settings.command_trc2_weight = module.settings.question_trc2_weight = 1.0
+    result["experts"] = experts
     result["dropout_samples"] = module.settings.dropout_samples
     result["weight_rule"] = module.settings.weight_rule if weight_rule or dropout_samples is not None else "as saved"
     result["command_trc2_weight"] = module.settings.command_trc2_weight
@@ -127,6 +141,10 @@ def main() -> int:
         "--weight-rules", nargs="+", default=None, choices=sorted(WEIGHT_RULES),
         help="choose TRC2's weights again by each of these rules (default: each module's saved weights)",
     )  # fmt: skip
+    parser.add_argument(
+        "--experts", nargs="+", default=["both"], choices=EXPERTS,
+        help="read every module with both experts (the default), the probe alone or TRC2 alone",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from cortico.atomic import write_json_atomic
@@ -134,20 +152,23 @@ def main() -> int:
     modules = {}
     for directory in args.modules:
         for samples in args.dropout_samples or [None]:
-            for rule in args.weight_rules or [None]:
-                readings = [f"{samples} dropout samples"] * (samples is not None) + [f"{rule} rule"] * (
-                    rule is not None
+            for rule, experts in itertools.product(args.weight_rules or [None], args.experts):
+                readings = (
+                    [f"{samples} dropout samples"] * (samples is not None)
+                    + [f"{rule} rule"] * (rule is not None)
+                    + [f"{experts} alone"] * (experts != "both")
                 )
                 key = " with ".join([str(directory), *readings])
-                modules[key] = score(directory, samples, rule)
+                modules[key] = score(directory, samples, rule, experts)
                 figures = ", ".join(f"{s} {modules[key][s]['accuracy']:.4f}" for s in SPLITS)
                 print(f"{key} (revision {modules[key]['revision']}): {figures}", flush=True)
     summary: dict[str, dict] = {}
-    reading = ("revision", "checked_masks", "dropout_samples", "weight_rule")
+    reading = ("revision", "checked_masks", "dropout_samples", "weight_rule", "experts")
     for group in sorted({tuple(m[k] for k in reading) for m in modules.values()}):
         runs = [m for m in modules.values() if tuple(m[k] for k in reading) == group]
         splits = [*SPLITS, *(f"questions_{split}" for split in QUESTION_SPLITS)]
         name = f"revision {group[0]}, {group[1]} checked masks, {group[2]} dropout samples, weights {group[3]}"
+        name += "" if group[4] == "both" else f", {group[4]} alone"
         summary[name] = {
             split: {
                 "mean": statistics.mean(r[split]["accuracy"] for r in runs),

@@ -31,6 +31,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="word-dropout masks per training command that the probe checks (default: CHECKED_MASKS in "
         "language/module.py, 0: fresh unchecked masks every step; docs/language.md)",
     )  # fmt: skip
+    train.add_argument(
+        "--probe-layers", type=int, default=None, metavar="K",
+        help="top sentence-encoder layers fine-tuned with the probe (default: PROBE_TUNED_LAYERS in "
+        "language/module.py; 0: a linear probe of the frozen encoder)",
+    )  # fmt: skip
+    train.add_argument(
+        "--probe-steps", type=int, default=None, metavar="N",
+        help="steps of 32 texts that tune them (default: PROBE_TUNING_STEPS in language/module.py)",
+    )  # fmt: skip
     train.set_defaults(handler=_train)
 
     parse = sub.add_parser("parse", help="parse a command into a task and its arguments")
@@ -81,6 +90,8 @@ def _train(args: argparse.Namespace) -> int:
         args.out, args.suite, args.steps, args.seed, resume=not args.no_resume,
         probe_examples=args.probe_examples,
         **({} if args.checked_masks is None else {"checked_masks": args.checked_masks}),
+        **({} if args.probe_layers is None else {"probe_tuned_layers": args.probe_layers}),
+        **({} if args.probe_steps is None else {"probe_steps": args.probe_steps}),
     )  # fmt: skip
     print(json.dumps(module.settings.metrics, indent=2))
     print(f"language module: {args.out}")

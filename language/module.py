@@ -2,7 +2,8 @@
 
 One TRC2 model and its tokenizer are trained on the suite's commands and on questions about a session
 (both with word dropout). Commands are decoded within their grammar, each slot chosen by TRC2 times a
-linear probe on the packaged MiniLM sentence encoder (:mod:`cortico.language.probe`); a parse with low
+probe of the packaged MiniLM sentence encoder, its top layers fine-tuned (:mod:`cortico.language.probe`); a
+parse with low
 confidence may fall back to the nearest training instruction under the same encoder. A question is parsed
 the same way into a query (``"when drawer-open"``) that is run on the events memory still holds, so an
 answer is looked up, never made up, and stays right however long the session. New commands are learned online
@@ -57,6 +58,7 @@ from cortico.language.tasks import (
     LanguageTask,
     answer_query,
     make_task,
+    normalize_question,
     parse_event_log,
     query_text,
     training_instructions,
@@ -69,9 +71,14 @@ MODULE_FILE = "module.json"
 REPLAY_FILE = "replay.jsonl"
 # Bumped whenever the module's training recipe changes (4: questions are parsed into queries instead of
 # answered by generation; 5: commands and questions word tasks with the wider training list of
-# language/paraphrases.py; 6: TRC2's weight is chosen on 45 validation wordings instead of 10); older module
-# folders are refused with a request to retrain.
-MODULE_REVISION = 6
+# language/paraphrases.py; 6: TRC2's weight is chosen on 45 validation wordings instead of 10; 7: the probe
+# reads a copy of the sentence encoder whose top layers are fine-tuned with it, not the frozen encoder); older
+# module folders are refused with a request to retrain.
+MODULE_REVISION = 7
+# the probe's encoder: its top 2 of MiniLM's 6 layers fine-tuned for 1000 steps of 32 texts, words dropped at
+# 0.15 (0 layers: the linear probe of the frozen encoder, revisions 4-6); see docs/language.md
+PROBE_TUNED_LAYERS = 2
+PROBE_TUNING_STEPS = 1000
 WORD_DROPOUT = 0.3  # chosen on held-out paraphrases among 0, 0.15, 0.3 and 0.5 (see docs/language.md)
 # word-dropout masks drawn per training command and kept only where the probe still reads the command's parse
 # (0: fresh unchecked masks every step). 6 fixed most "open up the drawer" errors but cost 1.5 points on the
@@ -251,8 +258,8 @@ class LanguageModule:
         return parsed
 
     def _probe_embeddings(self, texts: Sequence[str]) -> torch.Tensor | None:
-        """The sentence embeddings the probe reads (None when the module has no probe)."""
-        return self.sentence_embeddings(texts) if self.probe is not None else None
+        """The sentence embeddings the probe reads (its tuned encoder's, or the shared one's; None: no probe)."""
+        return self.probe.embed(texts, self.text_encoder()) if self.probe is not None else None
 
     def _choose(
         self,
@@ -344,10 +351,6 @@ class LanguageModule:
             self._text_encoder = TextEncoder()
         return self._text_encoder
 
-    def sentence_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
-        """The sentence encoder's embeddings of ``texts``, ``(N, dim)``."""
-        return torch.as_tensor(self.text_encoder().embed(list(texts)))
-
     def _nearest_instruction(self, text: str) -> ParsedCommand:
         if self._nearest is None:  # the phrasings the model was trained on: held-out ones stay held out
             self._nearest = NearestInstruction(self.tasks, self.text_encoder(), module_phrasings)
@@ -367,11 +370,11 @@ class LanguageModule:
         """:meth:`parse_question` of many questions at once."""
         texts = []
         for question in questions:
-            if not isinstance(question, str) or not question_text(question):
+            if not isinstance(question, str) or not normalize_question(question):
                 raise ValueError(
                     "the question is empty: ask about what the robot did, e.g. 'what did the robot do first?'"
                 )
-            texts.append(question_text(question))
+            texts.append(normalize_question(question))
         if not texts:
             return []
         embeddings = self._probe_embeddings(texts)
@@ -480,7 +483,7 @@ class LanguageModule:
         if not texts:
             return
         row = {text: i for i, text in enumerate(texts)}
-        embeddings = self.sentence_embeddings(texts)
+        embeddings = probe.embed(texts, self.text_encoder())
         for group, targets in groups:
             slots = {s: t for s, t in targets.items() if s in probe.labels}
             if group and slots:
@@ -512,7 +515,7 @@ class LanguageModule:
         ]  # fmt: skip
         unique = sorted({t for t in texts if t})
         index = {text: i for i, text in enumerate(unique)}
-        embeddings = self.sentence_embeddings(unique) if unique else None
+        embeddings = self._probe_embeddings(unique) if unique else None
         read = {
             slot: [self.probe.labels[slot][int(b)] for b in self.probe.log_probs(embeddings, slot).argmax(-1)]
             for slot in COMMAND_SLOTS
@@ -607,7 +610,7 @@ class LanguageModule:
         """
         if what not in ("command", "question"):
             raise ValueError(f"what must be 'command' or 'question', got {what!r}")
-        texts = [question_text(e.input) if what == "question" else e.input for e in examples]
+        texts = [normalize_question(e.input) if what == "question" else e.input for e in examples]
         embeddings = self._probe_embeddings(texts)
         total = torch.zeros(len(examples))
         if what == "command":
@@ -721,11 +724,6 @@ def _inputs(data: Encoded) -> dict[str, torch.Tensor]:
 COMMAND_SLOTS = ("task", "speed", "repeat")  # the command grammar "<task> <speed> <repeat>", in order
 
 
-def question_text(question: str) -> str:
-    """A question as the parser reads it: without surrounding spaces or a closing question mark."""
-    return question.strip().rstrip("?").strip()
-
-
 def command_labels(tasks: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Each slot's possible words in a canonical command, in ``COMMAND_SLOTS`` order."""
     return {"task": tuple(tasks), "speed": tuple(SPEEDS), "repeat": tuple(map(str, REPEATS))}
@@ -781,12 +779,26 @@ def keyword_arguments(text: str) -> dict[str, Any]:
     return {"speed": speed, "repeat": repeat}
 
 
-def fit_probe(module: LanguageModule, examples: Sequence[Example], seed: int) -> CommandProbe:
-    """The sentence-encoder probe of every command and query slot, fitted on training examples (the second expert)."""
+def fit_probe(
+    module: LanguageModule,
+    examples: Sequence[Example],
+    seed: int,
+    tuned_layers: int = PROBE_TUNED_LAYERS,
+    steps: int = PROBE_TUNING_STEPS,
+    progress: bool = False,
+) -> CommandProbe:
+    """The sentence-encoder probe of every command and query slot, fitted on training examples (the second expert).
+
+    With ``tuned_layers`` the encoder's top layers are fine-tuned with the read-outs for ``steps`` steps
+    (:meth:`CommandProbe.tune`); with 0 the read-outs are fitted on the frozen encoder's embeddings.
+    """
     labels = command_labels(module.tasks) | {"question": EVENT_QUESTIONS, "about": module.tasks}
     torch.manual_seed(seed)
-    probe = CommandProbe(labels, module.text_encoder().dim)
-    module.fit_probe_on(probe, examples)
+    probe = CommandProbe(labels, module.text_encoder().dim, tuned_layers)
+    if tuned_layers:
+        probe.tune(module.text_encoder(), _probe_targets(examples, module.tasks), steps, seed, progress=progress)
+    else:
+        module.fit_probe_on(probe, examples)
     return probe
 
 
@@ -813,6 +825,8 @@ def train_module(
     word_dropout: float = WORD_DROPOUT,
     probe_examples: int | None = None,
     checked_masks: int = CHECKED_MASKS,
+    probe_tuned_layers: int = PROBE_TUNED_LAYERS,
+    probe_steps: int = PROBE_TUNING_STEPS,
 ) -> LanguageModule:
     """Train a module on the suite's commands and questions (half a batch each), checkpointing as it goes.
 
@@ -824,6 +838,8 @@ def train_module(
     ``probe_examples`` fits the sentence-encoder probe on at most that many training examples per family and
     chooses TRC2's weights on at most a quarter as many validation wordings (a quick look such as
     ``cortico demo --fast``: embedding every text is most of a short run's time); ``None`` uses them all.
+    The probe's top ``probe_tuned_layers`` encoder layers are fine-tuned for ``probe_steps`` steps (0 layers:
+    a linear probe of the frozen encoder).
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
@@ -831,6 +847,8 @@ def train_module(
         raise ValueError(f"probe_examples must be at least 4 (or None for all), got {probe_examples}")
     if checked_masks < 0:
         raise ValueError(f"checked_masks must be 0 (unchecked masks) or more, got {checked_masks}")
+    if probe_tuned_layers and probe_steps < 1:
+        raise ValueError(f"probe_steps must be at least 1 to tune the probe's encoder layers, got {probe_steps}")
     config = config or ContinualConfig(learning_rate=1e-3)
     out = Path(out)
     checkpoint = out.with_name(out.name + ".checkpoint")
@@ -844,7 +862,8 @@ def train_module(
     module = LanguageModule(model, tokenizer, settings, replay)
     # the probe reads only the sentence encoder: fitted before TRC2, it can check the word-dropout masks
     # (the splits are shuffled, so a prefix is a fair sample of every task and question kind)
-    module.probe = fit_probe(module, [e for t in tasks for e in t.splits["train"][:probe_examples]], seed)
+    probe_training = [e for t in tasks for e in t.splits["train"][:probe_examples]]
+    module.probe = fit_probe(module, probe_training, seed, probe_tuned_layers, probe_steps, progress)
     learner = ContinualLearner(model, "controlled", config, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     start = 0
@@ -895,6 +914,8 @@ def train_module(
             "checked_masks_undone": undone,  # the share of them that left no readable command
             "tokenizer": TOKENIZER_KIND,
             "probe_slots": list(module.probe.labels),
+            "probe_tuned_layers": probe_tuned_layers,
+            "probe_steps": probe_steps if probe_tuned_layers else 0,
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),
             "parse_held_out_paraphrases": module.parse_accuracy(commands.splits["novel"]),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cortico.envs.task_catalog import TASKS
-from cortico.language.tasks import EVENT_QUESTIONS, SPEEDS, TASK_QUESTIONS, Example, query_text
+from cortico.language.tasks import EVENT_QUESTIONS, SPEEDS, TASK_QUESTIONS, Example, normalize_question, query_text
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,13 @@ def parse_line(row: object) -> Example:
         return Example(text.strip(), f"{task} {speed} {repeat}")
     if "question" in row:
         question, kind, task = row.get("question"), row.get("kind"), row.get("task")
-        if not isinstance(question, str) or not question.strip().rstrip("?").strip():
+        if not isinstance(question, str) or not normalize_question(question):
             raise ValueError('"question" must be a non-empty string')
         if kind not in EVENT_QUESTIONS:
             raise ValueError(f'"kind" must be one of {", ".join(EVENT_QUESTIONS)}, got {kind!r}')
         if kind in TASK_QUESTIONS and task not in TASKS:
             raise ValueError(f'a {kind!r} question needs "task", one of the catalogue tasks; got {task!r}')
-        return Example(question.strip().rstrip("?").strip(), query_text(kind, task))
+        return Example(normalize_question(question), query_text(kind, task))
     if "input" in row:
         source, target = row.get("input"), row.get("output")
         if not all(isinstance(v, str) and v.strip() for v in (source, target)):

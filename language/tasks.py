@@ -338,6 +338,11 @@ def question_text(
     return template.format(task=asked and _pick(rng, (asked, *training_instructions(asked, extended))))
 
 
+def normalize_question(question: str) -> str:
+    """A question as the parser reads it: without surrounding spaces or a closing question mark."""
+    return question.strip().rstrip("?").strip()
+
+
 def query_text(kind: str, asked: str | None = None) -> str:
     """The canonical query a question is parsed into: ``"<kind>"`` or ``"<kind> <task>"``."""
     return f"{kind} {asked}" if kind in TASK_QUESTIONS else kind

@@ -14,6 +14,7 @@ from cortico.checkpoint import CheckpointError
 from cortico.language.data import answer_log_probs, drop_words, prompt_positions
 from cortico.language.module import (
     DROPOUT_SAMPLES,
+    PROBE_TUNED_LAYERS,
     LanguageModule,
     keyword_arguments,
     train_module,
@@ -77,6 +78,50 @@ def test_the_probe_learns_every_slot_from_sentence_embeddings_and_names_unknown_
     assert again.labels == probe.labels
     assert torch.equal(again.log_probs(embeddings, "speed"), probe.log_probs(embeddings, "speed"))
     assert CommandProbe.load(tmp_path / "elsewhere") is None
+
+
+def test_a_tuned_probe_learns_its_slots_in_its_own_top_layers_and_round_trips(tmp_path: Path) -> None:
+    from cortico.perception.text_encoder import TextEncoder
+
+    base = TextEncoder()
+    frozen = {k: v.clone() for k, v in base.model.state_dict().items()}
+    opening = ["open up the drawer", "pull the drawer open", "slide the drawer out", "get the drawer open"]
+    closing = ["close up the open drawer", "push the drawer shut", "slide the drawer in", "get the drawer closed"]
+    texts, tasks = opening + closing, ["drawer-open"] * 4 + ["drawer-close"] * 4
+    probe = CommandProbe({"task": ("drawer-open", "drawer-close"), "speed": ("slow", "fast")}, base.dim, 1)
+    with pytest.raises(ValueError, match="not tuned yet"):
+        probe.embed(texts, base)
+    random_state = torch.random.get_rng_state()
+    probe.tune(base, [(texts, {"task": tasks})], steps=40, seed=0, word_dropout=0.0, batch_size=8)
+    assert torch.equal(torch.random.get_rng_state(), random_state), "tuning leaves the caller's random stream alone"
+    read = probe.log_probs(probe.embed(texts, base))
+    assert [probe.tasks[i] for i in read.argmax(1)] == tasks
+    assert all(torch.equal(v, base.model.state_dict()[k]) for k, v in frozen.items()), "the base encoder is frozen"
+    assert probe.encoder.model.embeddings is base.model.embeddings, "the lower layers are shared, not copied"
+    assert not torch.equal(probe.embed(texts[:1], base), base.embed(texts[:1])), "the top layer was tuned"
+
+    probe.save(tmp_path)
+    layers = len(base.model.encoder.layer) - 1
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tmp_path / PROBE_FILE), "pt") as handle:
+        encoder_keys = [k for k in handle.keys() if k.startswith("encoder.")]  # noqa: SIM118 - not a dict
+    assert encoder_keys and all(k.startswith(f"encoder.encoder.layer.{layers}.") for k in encoder_keys)
+    again = CommandProbe.load(tmp_path)
+    assert again.tuned_layers == 1 and again.encoder is None  # built from the base encoder on first use
+    assert torch.equal(again.log_probs(again.embed(texts, base)), read)
+    with safe_open(str(tmp_path / PROBE_FILE), "pt") as handle:
+        tensors, metadata = {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata()  # noqa: SIM118
+    save_file(tensors, str(tmp_path / PROBE_FILE), metadata=metadata | {"tuned_layers": "2"})
+    with pytest.raises(ValueError, match="top 2 encoder layers are tuned but holds 1 layers"):
+        CommandProbe.load(tmp_path)
+    with pytest.raises(ValueError, match="fit.. it instead"):
+        CommandProbe({"task": ("reach",)}, base.dim).tune(base, [(texts, {"task": tasks})], steps=1, seed=0)
+    with pytest.raises(ValueError, match="tuned_layers must be between 1 and 6"):
+        CommandProbe({"task": ("reach",)}, base.dim, 7).tune(base, [(["reach"], {"task": ["reach"]})], 1, 0)
+    with pytest.raises(ValueError, match="knows the tasks drawer-open, drawer-close; not 'reach'"):
+        probe.tune(base, [(["go"], {"task": ["reach"]})], steps=1, seed=0)
 
 
 def test_a_task_only_probe_from_an_earlier_version_still_loads(tmp_path: Path) -> None:
@@ -214,10 +259,25 @@ def test_word_dropout_masks_that_leave_no_readable_command_are_undone(module_dir
 
 
 def test_training_through_checked_masks_records_how_many_were_undone(tmp_path: Path) -> None:
-    module = train_module(tmp_path / "module", steps=3, progress=False, probe_examples=40, checked_masks=1)
+    module = train_module(tmp_path / "module", steps=3, progress=False, probe_examples=40, checked_masks=1,
+                          probe_tuned_layers=0)  # fmt: skip
     metrics = LanguageModule.load(tmp_path / "module").settings.metrics
     assert metrics["checked_masks"] == 1 and 0.0 < metrics["checked_masks_undone"] < 1.0
-    assert module.settings.metrics == metrics
+    assert module.settings.metrics == metrics and metrics["probe_tuned_layers"] == metrics["probe_steps"] == 0
+
+
+def test_a_module_trains_saves_and_reads_back_its_tuned_probe(tmp_path: Path) -> None:
+    from cortico.language.continual import ContinualConfig
+
+    tiny = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, batch_size=8)
+    module = train_module(tmp_path / "module", steps=2, config=tiny, progress=False, evaluate=False,
+                          probe_examples=40, probe_steps=5)  # fmt: skip
+    loaded = LanguageModule.load(tmp_path / "module")
+    assert module.probe.tuned_layers == loaded.probe.tuned_layers == PROBE_TUNED_LAYERS
+    commands = ["open up the drawer", "press the button twice", "slide the window shut quickly"]
+    assert loaded.parse_commands(commands) == module.parse_commands(commands)
+    with pytest.raises(ValueError, match="probe_steps must be at least 1"):
+        train_module(tmp_path / "other", probe_steps=0)
 
 
 def test_batched_parses_equal_one_at_a_time_parses(module_dir: Path) -> None:
