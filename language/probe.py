@@ -167,6 +167,16 @@ class CommandProbe(nn.Module):
         """``(N, dim)`` sentence embeddings -> ``(N, labels)`` log-probabilities of one slot."""
         return self.heads[slot](embeddings.float()).log_softmax(-1)
 
+    def label_indices(self, slot: str, values: Sequence[str]) -> list[int]:
+        """Each label's index among the slot's; an unknown slot or label is refused, naming the known ones."""
+        known = self.labels.get(slot)
+        if known is None:
+            raise ValueError(f"the probe has the slots {', '.join(self.labels)}; not {slot!r}")
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"the probe knows the {slot}s {', '.join(known)}; not {', '.join(map(repr, unknown))}")
+        return [known.index(value) for value in values]
+
     def fit(
         self,
         embeddings: torch.Tensor,
@@ -176,15 +186,7 @@ class CommandProbe(nn.Module):
         weight_decay: float = 1e-3,
     ) -> float:
         """Full-batch Adam on ``(embedding, label)`` pairs of every slot given (a few hundred take < 1 s)."""
-        indices = {}
-        for slot, values in targets.items():
-            known = self.labels.get(slot)
-            if known is None:
-                raise ValueError(f"the probe has the slots {', '.join(self.labels)}; not {slot!r}")
-            unknown = sorted(set(values) - set(known))
-            if unknown:
-                raise ValueError(f"the probe knows the {slot}s {', '.join(known)}; not {', '.join(unknown)}")
-            indices[slot] = torch.tensor([known.index(v) for v in values])
+        indices = {slot: torch.tensor(self.label_indices(slot, values)) for slot, values in targets.items()}
         optimizer = torch.optim.Adam(self.parameters(), lr=learning_rate, weight_decay=weight_decay)
         loss = torch.zeros(())
         for _ in range(steps):
@@ -217,12 +219,8 @@ class CommandProbe(nn.Module):
         rows: dict[str, dict[str, int]] = {}
         for texts, targets in groups:
             for slot, values in targets.items():
-                if slot not in self.labels:
-                    raise ValueError(f"the probe has the slots {', '.join(self.labels)}; not {slot!r}")
-                for text, value in zip(texts, values):
-                    if value not in self.labels[slot]:
-                        raise ValueError(f"the probe knows the {slot}s {', '.join(self.labels[slot])}; not {value!r}")
-                    rows.setdefault(text, {})[slot] = self.labels[slot].index(value)
+                for text, index in zip(texts, self.label_indices(slot, values)):
+                    rows.setdefault(text, {})[slot] = index
         if not rows:
             raise ValueError("no labelled texts to tune the probe on")
         texts = sorted(rows)
