@@ -11,7 +11,7 @@ ceiling when the budget does not bind).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -51,6 +51,7 @@ class BenchConfig:
     reader_steps: int = 1500
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
+    balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
 
@@ -138,7 +139,9 @@ def make_example(q: Question, records: list[FrameRecord], evidence: Evidence | N
     """The reader's input for a question."""
     now = records[q.frame]
     options = np.stack([text(o) for o in q.options])
-    return example_from_evidence(text(q.question), options, now.tokens, now.facts, evidence, text, q.answer)
+    return example_from_evidence(
+        text(q.question), options, now.tokens, now.facts, evidence, text, q.answer, template=q.template
+    )
 
 
 def training_examples(
@@ -242,7 +245,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         reader = MemoryReader(dim, text_dim)
         reader_losses.append(train_reader(
             reader, mixed, steps=config.reader_steps, seed=config.seed + number, progress=progress,
-            pointer_loss_weight=config.pointer_loss_weight,
+            pointer_loss_weight=config.pointer_loss_weight, balance_templates=config.balance_templates,
         ))  # fmt: skip
         readers.append(reader)
     blind = MemoryReader(dim, text_dim, use_memory=False)
@@ -274,6 +277,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         },
         "cells": sorted({q.cell for q in test_questions}),
         "readers": config.readers,
+        "training_templates": dict(sorted(Counter(e.template for e in mixed).items())),
         "reader_final_loss": [float(np.mean(losses[-50:])) for losses in reader_losses],
         "perceived_object": perception_quality(test, records[config.train_streams :]),
         "blind": score(predict(blind, examples(test_ids, "blind"))),

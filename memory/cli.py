@@ -40,6 +40,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--pointer-loss-weight", type=float, default=0.0, help="deep supervision of the reader's pointers (0: off)"
     )
     bench.add_argument(
+        "--balance-templates",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="train the reader on every question template equally often (tried; no measurable change, BENCHMARKS.md)",
+    )
+    bench.add_argument(
         "--sources-per-question", type=int, default=6, help="memories each training question is read from"
     )
     bench.add_argument("--seed", type=int, default=0)
@@ -102,6 +108,7 @@ def _bench(args: argparse.Namespace) -> int:
         readers=args.readers,
         encoder_steps=args.encoder_steps,
         pointer_loss_weight=args.pointer_loss_weight,
+        balance_templates=args.balance_templates,
         sources_per_question=args.sources_per_question,
         seed=args.seed,
     )

@@ -24,6 +24,7 @@ fits the benchmark (the language modules can replace it).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class ReaderExample:
     features: np.ndarray  # (N, F) per-token side information
     kinds: np.ndarray  # (N,) 0 now, 1 clear memory, 2 fuzzy memory, 3 note
     answer: int
+    template: str = ""  # the question's template: not read by the reader, only used to balance its training
 
 
 # age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
@@ -86,6 +88,7 @@ def example_from_evidence(
     evidence: Evidence | None,
     instruction_embedding,  # noqa: ANN001 - callable: text -> (T,) array
     answer: int,
+    template: str = "",
 ) -> ReaderExample:
     """Assemble the reader's tokens for a question asked now (``evidence`` None: the blind bound)."""
     tokens, features, kinds, texts = [], [], [], []
@@ -178,6 +181,7 @@ def example_from_evidence(
         features=np.asarray(features, dtype=np.float32),
         kinds=np.asarray(kinds, dtype=np.int64),
         answer=answer,
+        template=template,
     )
 
 
@@ -325,6 +329,12 @@ def length_buckets(examples: list[ReaderExample], batch_size: int, batches_per_b
     return [order[start : start + size].tolist() for start in range(0, len(order), size)]
 
 
+def template_weights(examples: list[ReaderExample]) -> torch.Tensor:
+    """Per example, one over its template's count: sampling by these draws every template equally often."""
+    counts = Counter(e.template for e in examples)
+    return torch.tensor([1.0 / counts[e.template] for e in examples], dtype=torch.float)
+
+
 def train_reader(
     reader: MemoryReader,
     examples: list[ReaderExample],
@@ -334,13 +344,17 @@ def train_reader(
     seed: int = 0,
     progress: bool = False,
     pointer_loss_weight: float = 0.0,
+    balance_templates: bool = False,
 ) -> list[float]:
     """Train on examples (cross-entropy over the four options); returns the loss curve (with the pointers' terms).
 
     Each step draws a length bucket (in proportion to its size) and a batch within it. With
     ``pointer_loss_weight``, each pointer's own answer adds that times its cross-entropy (deep supervision:
     a pointer learns where to look even while its gate is nearly shut); off by default, since one benchmark
-    run with it did not bring back the question it was meant to (docs/memory.md).
+    run with it did not bring back the question it was meant to (docs/memory.md). With ``balance_templates``,
+    a batch draws its examples within the bucket in inverse proportion to their template's share of the
+    training set, so every template is trained about equally often (whether a reader learned the rarest, the
+    last gripper close, varied with its seed).
     """
     from tqdm.auto import tqdm
 
@@ -348,6 +362,7 @@ def train_reader(
     torch.manual_seed(seed)
     buckets = length_buckets(examples, batch_size)
     sizes = torch.tensor([len(b) for b in buckets], dtype=torch.float)
+    weights = template_weights(examples) if balance_templates else None
     optimizer = torch.optim.AdamW(reader.parameters(), lr=1e-3, weight_decay=1e-2)
     reader.train()
     losses = []
@@ -355,7 +370,10 @@ def train_reader(
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
         bucket = buckets[int(torch.multinomial(sizes, 1, generator=generator))]
-        picks = torch.randint(len(bucket), (batch_size,), generator=generator).tolist()
+        if weights is None:
+            picks = torch.randint(len(bucket), (batch_size,), generator=generator).tolist()
+        else:
+            picks = torch.multinomial(weights[bucket], batch_size, replacement=True, generator=generator).tolist()
         batch = collate([examples[bucket[i]] for i in picks])
         loss = F.cross_entropy(reader(batch), batch["answer"])
         if pointer_loss_weight:

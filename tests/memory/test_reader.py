@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from cortico.memory import reader as reader_module
 from cortico.memory.qa import TABLE_CENTRE
 from cortico.memory.reader import (
     FEATURES,
@@ -21,6 +23,7 @@ from cortico.memory.reader import (
     length_buckets,
     option_probabilities,
     predict,
+    template_weights,
     train_reader,
 )
 from cortico.memory.records import FUZZY, Evidence, MemoryItem, MemoryNote
@@ -227,3 +230,26 @@ def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> N
     assert sorted(i for b in buckets for i in b) == list(range(60))
     lengths = [{len(examples[i].kinds) for i in b} for b in buckets]
     assert sum(len(group) > 1 for group in lengths) <= 1  # only the bucket at the boundary mixes lengths
+
+
+def test_balanced_training_draws_every_template_about_equally_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template with 5% of the examples fills about half of the batches when the templates are balanced."""
+    objects = np.random.default_rng(0).normal(size=(12, TEXT)).astype(np.float32)
+    examples = _lookup_examples(200, 3, objects)
+    for index, example in enumerate(examples):
+        example.template = "rare" if index % 20 == 0 else "common"
+    weights = template_weights(examples)
+    assert torch.isclose(weights[::20].sum(), torch.tensor(1.0)) and torch.isclose(weights.sum(), torch.tensor(2.0))
+    drawn: dict[bool, list[str]] = {}
+    for balanced in (False, True):
+        seen = drawn[balanced] = []
+
+        def recording_collate(batch: list[ReaderExample], seen: list[str] = seen) -> dict[str, torch.Tensor]:
+            seen.extend(e.template for e in batch)
+            return collate(batch)
+
+        monkeypatch.setattr(reader_module, "collate", recording_collate)
+        train_reader(MemoryReader(FRAME, TEXT, width=16, layers=1), examples, steps=20, batch_size=32,
+                     balance_templates=balanced)  # fmt: skip
+    assert np.mean([t == "rare" for t in drawn[False]]) < 0.12
+    assert 0.38 < np.mean([t == "rare" for t in drawn[True]]) < 0.62
