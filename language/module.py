@@ -3,8 +3,7 @@
 One TRC2 model and its tokenizer are trained on the suite's commands and on questions about a session
 (both with word dropout). Commands are decoded within their grammar, each slot chosen by TRC2 times a
 probe of the packaged MiniLM sentence encoder, its top layers fine-tuned (:mod:`cortico.language.probe`); a
-parse with low
-confidence may fall back to the nearest training instruction under the same encoder. A question is parsed
+parse with low confidence may fall back to the nearest training instruction under the same encoder. A question is parsed
 the same way into a query (``"when drawer-open"``) that is run on the events memory still holds, so an
 answer is looked up, never made up, and stays right however long the session. New commands are learned online
 (``learn``): a surprising example is trained on with replay (its states are written to the hippocampal

@@ -248,7 +248,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
             pointer_loss_weight=config.pointer_loss_weight, balance_templates=config.balance_templates,
         ))  # fmt: skip
         readers.append(reader)
-    blind = MemoryReader(dim, text_dim, use_memory=False)
+    blind = MemoryReader(dim, text_dim, use_memory=False)  # always unbalanced: the bound the committed runs report
     train_reader(blind, examples(train_ids, "blind"), steps=config.reader_steps // 2, seed=config.seed,
                  progress=progress)  # fmt: skip
 
