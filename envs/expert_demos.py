@@ -30,7 +30,7 @@ _PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 # hand-to-TCP offset, which brings the tool centre point, not the hand, to the goal.
 TCP_GOAL_TASKS = frozenset({"reach-v3", "reach-wall-v3"})
 # Bumped when the experts' demos change; a dataset records it, so a collection never mixes two revisions.
-EXPERT_REVISION = 2  # 2: the reach experts aim the tool centre point
+EXPERT_REVISION = 3  # 2: the reach experts aim the tool centre point; 3: the first observation after reset is settled
 
 
 class ScriptedExpert:

@@ -110,7 +110,8 @@ class MetaWorldEnv:
             raise ValueError("instruction must be a non-empty string (or None to draw one of the task's)")
         self._seed = int(seed)
         self._env.seed(self._seed)
-        self._last_state, _ = self._env.reset()
+        self._env.reset()
+        self._last_state = self._settled_state()
         rng = np.random.default_rng([self._seed, 1])
         self._instruction = instruction or str(rng.choice(self.spec.instructions))
         self._steps = 0
@@ -118,6 +119,18 @@ class MetaWorldEnv:
         self._success = False
         self._tcp_offset = self.tcp_position - self.data.mocap_pos[self._mocap_id]
         return self.observe()
+
+    def _settled_state(self) -> np.ndarray:
+        """The state vector after the kinematics have caught up with reset's placement of the objects.
+
+        Several tasks (window, drawer, dial, faucet, lever) move bodies in ``reset_model`` without a
+        ``mj_forward``, so the state Meta-World returns and the first render showed the object where the
+        previous episode had left it (up to 20 cm off). The physics are unchanged: a step recomputes the same.
+        """
+        mujoco.mj_forward(self.model, self.data)
+        current = self._env._get_curr_obs_combined_no_goal()
+        self._env._prev_obs = current.copy()  # reset's convention: the previous frame repeats the current one
+        return np.asarray(self._env._get_obs(), dtype=np.float64)
 
     @property
     def seed(self) -> int | None:

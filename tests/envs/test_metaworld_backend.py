@@ -31,6 +31,22 @@ def test_reset_is_deterministic_per_seed(env):
     assert not np.allclose(state[4:7], env.state[4:7]), "object placement must vary with the seed"
 
 
+def test_first_observation_shows_the_scene_reset_placed():
+    """Meta-World's window tasks move the window without updating the kinematics: the first state and render
+    showed the previous episode's window (20 cm off). A zero step changes neither the object nor the picture."""
+    environment = MetaWorldEnv("window-close", cameras=["front"], image_size=48)
+    try:
+        first = environment.reset(seed=5)
+        state = environment.state
+        environment.step_delta(np.zeros(4))
+        np.testing.assert_allclose(state[4:7], environment.state[4:7], atol=1e-3)
+        np.testing.assert_allclose(state[4:7], state[22:25])  # the previous frame repeats the first one
+        after = environment.observe().cameras["front"].rgb.astype(float)
+        assert np.abs(first.cameras["front"].rgb.astype(float) - after).mean() < 1.0
+    finally:
+        environment.close()
+
+
 def test_observation_follows_the_contract(env):
     obs = env.reset(seed=1)
     assert isinstance(obs, Observation)
