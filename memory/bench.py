@@ -32,6 +32,7 @@ from cortico.memory.reader import (
     train_reader,
 )
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
+from cortico.memory.scenes import reset_scenes
 from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
 
 
@@ -47,7 +48,8 @@ class BenchConfig:
     policies: tuple[str, ...] = ("cortico", "curvature", "uniform", "fifo", "merge")
     clear_tokens: int = 4
     frame_stride: int = 2
-    encoder_steps: int = 600  # held-out object xy error 6.3 / 4.2 / 3.7 cm at 600 / 2000 / 4000 (BENCHMARKS.md)
+    encoder_steps: int = 3000  # with the scenes: held-out object xy error 3.5 cm, 3.4 at task starts (BENCHMARKS.md)
+    encoder_scenes_per_task: int = 200  # freshly placed scenes per task beside the demo frames (memory/scenes.py)
     reader_steps: int = 1500
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
@@ -118,14 +120,30 @@ def run_memory(
 
 
 def perception_quality(streams: list[Stream], records: list[list[FrameRecord]]) -> dict[str, float]:
-    """How well the encoder's perceived object position matches the simulator's, over every frame of ``streams``."""
+    """How well the encoder's perceived object position matches the simulator's.
+
+    Over every frame of ``streams``, and over each task's first frame (what the question about the start of the
+    previous task needs).
+    """
+
+    def agreement(seen: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+        errors = np.linalg.norm(seen[:, :2] - truth[:, :2], axis=1)
+        return float(100 * np.median(errors)), float(np.mean([region(a) == region(b) for a, b in zip(seen, truth)]))
+
     truth = np.concatenate([s.object for s in streams])
     seen = np.array([r.facts["object_position"] for frames in records for r in frames])
-    errors = np.linalg.norm(seen[:, :2] - truth[:, :2], axis=1)
+    starts = [(frames[e.start], s.object[e.start]) for s, frames in zip(streams, records) for e in s.episodes]
+    error, regions = agreement(seen, truth)
+    start_error, start_regions = agreement(
+        np.array([r.facts["object_position"] for r, _ in starts]), np.array([t for _, t in starts])
+    )
     return {
-        "median_xy_error_cm": float(100 * np.median(errors)),
-        "region_agreement": float(np.mean([region(a) == region(b) for a, b in zip(seen, truth)])),
+        "median_xy_error_cm": error,
+        "region_agreement": regions,
         "frames": len(truth),
+        "task_start_median_xy_error_cm": start_error,
+        "task_start_region_agreement": start_regions,
+        "task_starts": len(starts),
     }
 
 
@@ -186,13 +204,18 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
     ]
     train, test = streams[: config.train_streams], streams[config.train_streams :]
     states, tasks = zip(*(stream_states(s) for s in train))
+    frames, states, tasks = [s.images for s in train], list(states), list(tasks)
+    if config.encoder_scenes_per_task:
+        scenes = reset_scenes(
+            sorted({e.task for s in train for e in s.episodes}), config.encoder_scenes_per_task,
+            image_size=train[0].images.shape[1], seed=config.seed,
+        )  # fmt: skip
+        for part, extra in zip((frames, states, tasks), scenes):
+            part.append(extra)
     encoder = train_probe_encoder(
-        np.concatenate([s.images for s in train]),
-        np.concatenate(states),
-        np.concatenate(tasks),
-        steps=config.encoder_steps,
+        np.concatenate(frames), np.concatenate(states), np.concatenate(tasks), steps=config.encoder_steps,
         seed=config.seed,
-    )
+    )  # fmt: skip
     records = [encode_stream(encoder, s) for s in streams]
     min_frame = 3 * len(streams[0]) // config.episodes_per_stream  # after a few tasks, so the past matters
     from cortico.memory.qa import main_object

@@ -35,7 +35,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--readers", type=int, default=1, help="readers trained from successive seeds, answering as an ensemble"
     )
-    bench.add_argument("--encoder-steps", type=int, default=600, help="training steps of the probe frame encoder")
+    bench.add_argument("--encoder-steps", type=int, default=3000, help="training steps of the probe frame encoder")
+    bench.add_argument(
+        "--encoder-scenes", type=int, default=200,
+        help="freshly placed simulator scenes per task added to the frame encoder's training frames (0: none)",
+    )  # fmt: skip
     bench.add_argument(
         "--pointer-loss-weight", type=float, default=0.0, help="deep supervision of the reader's pointers (0: off)"
     )
@@ -92,6 +96,8 @@ def _bench(args: argparse.Namespace) -> int:
     for name in ("reader_steps", "readers", "encoder_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.encoder_scenes < 0:
+        raise ValueError(f"--encoder-scenes must be >= 0 (0: demo frames only), got {args.encoder_scenes}")
     if not args.pointer_loss_weight >= 0:
         raise ValueError(f"--pointer-loss-weight must be >= 0 (0: off), got {args.pointer_loss_weight}")
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
@@ -107,6 +113,7 @@ def _bench(args: argparse.Namespace) -> int:
         reader_steps=args.reader_steps,
         readers=args.readers,
         encoder_steps=args.encoder_steps,
+        encoder_scenes_per_task=args.encoder_scenes,
         pointer_loss_weight=args.pointer_loss_weight,
         balance_templates=args.balance_templates,
         sources_per_question=args.sources_per_question,

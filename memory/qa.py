@@ -27,6 +27,7 @@ LEVELS = ("perception", "interaction", "planning")
 MODES = ("backward", "real-time", "forward")
 REGIONS = ("near left", "near right", "far left", "far right")
 TABLE_CENTRE = (0.0, 0.65)
+REGION_MARGIN = 0.03  # metres, about an object's half-width: nearer a dividing line, its region is ambiguous
 STAGES = ("just started", "about halfway", "almost done", "finished")
 GRIPPER_NEXT = ("close on something", "open", "keep its grip while moving", "nothing more, the task is done")
 DIRECTIONS = ("up", "down", "sideways", "towards or away from the robot")
@@ -65,6 +66,17 @@ def region(point: np.ndarray) -> str:
     side = "left" if point[0] < TABLE_CENTRE[0] else "right"
     depth = "near" if point[1] < TABLE_CENTRE[1] else "far"
     return f"{depth} {side}"
+
+
+def clear_region(point: np.ndarray) -> str | None:
+    """The quarter an object is over, or None when its centre lies within ``REGION_MARGIN`` of a dividing line.
+
+    An object that close to a line straddles two quarters, so no picture settles the answer (a window whose
+    handle sat 1 cm right of the centre line made "right" the answer); its region is not asked about.
+    """
+    if min(abs(point[0] - TABLE_CENTRE[0]), abs(point[1] - TABLE_CENTRE[1])) < REGION_MARGIN:
+        return None
+    return region(point)
 
 
 def main_object(task: str) -> str:
@@ -128,8 +140,9 @@ class QuestionGenerator:
         # perception
         # Region questions never name the object: the object's name alone would give away where it usually
         # is (the blind reader learned it); the reader must recall which object it was, then where.
-        if e >= 1:
-            previous = s.episodes[e - 1]
+        previous = s.episodes[e - 1] if e >= 1 else None
+        start_region = clear_region(s.object[previous.start]) if previous is not None else None
+        if start_region is not None:
             questions.append(
                 self._make(
                     "perception",
@@ -138,7 +151,7 @@ class QuestionGenerator:
                     frame,
                     self._span(previous.start, previous.start + 2),
                     "At the start of the previous task, over which part of the table was the object you handled?",
-                    region(s.object[previous.start]),
+                    start_region,
                     REGIONS,
                 )
             )
@@ -169,7 +182,8 @@ class QuestionGenerator:
                 REGIONS,
             )
         )
-        if frame < episode.success_frame:
+        end_region = clear_region(s.object[episode.end - 1])
+        if frame < episode.success_frame and end_region is not None:
             questions.append(
                 self._make(
                     "perception",
@@ -178,7 +192,7 @@ class QuestionGenerator:
                     frame,
                     now,
                     "Over which part of the table will the object you are handling be when this task is done?",
-                    region(s.object[episode.end - 1]),
+                    end_region,
                     REGIONS,
                 )
             )

@@ -27,7 +27,8 @@ def test_held_out_streams_share_no_episode_with_training_streams(mt10_small: Pat
 def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path) -> None:
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
-        policies=("cortico", "uniform"), encoder_steps=10, reader_steps=10, readers=2, sources_per_question=2,
+        policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=10, readers=2,
+        sources_per_question=2,
     )  # fmt: skip
     results = run_benchmark(mt10_small, config, progress=False)
     assert set(results["policies"]) == {"cortico@2", "uniform@2", "cortico@4", "uniform@4"}
@@ -37,6 +38,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     perceived = results["perceived_object"]  # the encoder's object position is checked against the simulator's
     assert perceived["frames"] == sum(results["streams"]["frames_per_stream"][3:])
     assert perceived["median_xy_error_cm"] >= 0.0 and 0.0 <= perceived["region_agreement"] <= 1.0
+    assert perceived["task_starts"] == 4 and 0.0 <= perceived["task_start_region_agreement"] <= 1.0  # one stream
     for row in results["policies"].values():
         assert row["peak_tokens"] <= row["budget_tokens"]
         assert 0.0 <= row["accuracy"]["overall"] <= 1.0

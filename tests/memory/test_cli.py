@@ -14,6 +14,7 @@ from cortico.cli import main
         (["--encoder-steps", "0"], "--encoder-steps must be >= 1"),
         (["--reader-steps", "-5"], "--reader-steps must be >= 1"),
         (["--readers", "0"], "--readers must be >= 1"),
+        (["--encoder-scenes", "-1"], "--encoder-scenes must be >= 0"),
         (["--pointer-loss-weight", "-0.1"], "--pointer-loss-weight must be >= 0"),
         (["--policies", "cortico,nope"], "nope"),
     ],

@@ -68,6 +68,19 @@ def test_answers_are_correct_by_construction(stream):
     assert at_39["task_stage"] == "finished" and at_39["gripper_next"] == "nothing more, the task is done"
 
 
+def test_object_regions_are_asked_only_when_the_object_is_clearly_inside_a_quarter(stream):
+    objects = ["drawer", "button", "puck", "door", "window"]
+    stream.object[20:29] = [0.01, 0.5, 0.0]  # the puck starts 1 cm right of the centre line: no picture settles it
+    at_32 = answers(QuestionGenerator(stream, 0, seed=0, objects=objects).at(32))
+    assert "object_region_previous_start" not in at_32 and at_32["object_previous_task"] == "puck"
+    stream.object[39] = [0.1, 0.66, 0.0]  # the drawer ends 1 cm beyond the near/far line
+    assert "object_region_at_end" not in answers(QuestionGenerator(stream, 0, seed=0, objects=objects).at(32))
+    stream.object[20:29] = [0.04, 0.5, 0.0]  # 4 cm: clearly near right
+    assert answers(QuestionGenerator(stream, 0, seed=0, objects=objects).at(32))["object_region_previous_start"] == (
+        "near right"
+    )
+
+
 def test_every_cell_is_covered_and_the_format_round_trips(stream, tmp_path):
     generator = QuestionGenerator(stream, 0, seed=0, objects=["drawer", "button", "puck", "door", "window"])
     questions = [q for frame in range(20, 40) for q in generator.at(frame)]
