@@ -81,7 +81,19 @@ def _ensure_data(path: Path | None) -> Path:
     from cortico.envs.task_catalog import suite_tasks
 
     config = CollectionConfig(episodes_per_task=12, cameras=("front",), image_size=64)
-    collect_demos(DEFAULT_DATA, list(suite_tasks("mt10")), config, resume=(DEFAULT_DATA / INDEX_NAME).exists())
+    exists = (DEFAULT_DATA / INDEX_NAME).exists()
+    if exists:  # demos this command collected earlier, perhaps by an older version
+        from cortico.cli import CommandError
+        from cortico.envs.dataset.index import DatasetIndex
+
+        recorded = DatasetIndex.load(DEFAULT_DATA).collection.get("signature")
+        if recorded != config.signature():
+            raise CommandError(
+                f"{DEFAULT_DATA} holds demos collected with {recorded}; this version collects {config.signature()} "
+                f"(a newer expert revision changes the demos): delete that folder to collect them anew (~2 "
+                f"minutes), or pass --data DIR"
+            )
+    collect_demos(DEFAULT_DATA, list(suite_tasks("mt10")), config, resume=exists)
     return DEFAULT_DATA
 
 
