@@ -29,8 +29,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from cortico.atomic import write_json_atomic
-    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME
+    from cortico.envs.dataset.collect import CollectionConfig, collect_into_cache
     from cortico.envs.task_catalog import SUITES
     from cortico.perception.gaze import GazeConfig
     from cortico.perception.gaze_training import GazeTrainConfig, evaluate_checkpoint, train_gaze
@@ -43,7 +42,7 @@ def main() -> int:
         config = CollectionConfig(
             episodes_per_task=count, cameras=("front", "wrist"), image_size=args.image_size, seed=seed
         )
-        collect_demos(root, tasks, config, resume=(root / INDEX_NAME).exists())
+        collect_into_cache(root, tasks, config, elsewhere="pass another --data")
         datasets[name] = root
 
     results: dict[str, object] = {

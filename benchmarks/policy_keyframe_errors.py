@@ -110,8 +110,7 @@ def main() -> int:
     import torch
 
     from cortico.atomic import write_json_atomic
-    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME
+    from cortico.envs.dataset.collect import CollectionConfig, collect_into_cache
     from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
     from cortico.policies.offline import keyframe_errors
     from cortico.policies.training import load_policy
@@ -121,7 +120,7 @@ def main() -> int:
     unseen_root = args.workdir / f"unseen-seed{args.unseen_seed}"
     config = CollectionConfig.like(args.data, args.unseen_episodes_per_task, args.unseen_seed)
     tasks = sorted({e.task for e in trained.episodes})
-    collect_demos(unseen_root, tasks, config, resume=(unseen_root / INDEX_NAME).exists(), progress=False)
+    collect_into_cache(unseen_root, tasks, config, elsewhere="pass another --workdir", progress=False)
     unseen = KeyframeDataset(unseen_root, cameras=policy.config.cameras, sample_steps="keyframes")
     picks = np.random.default_rng(0).choice(len(trained), min(args.train_samples, len(trained)), replace=False)
     results = {

@@ -97,8 +97,8 @@ def main() -> int:
     import torch
 
     from cortico.atomic import write_json_atomic
-    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME, software_versions
+    from cortico.envs.dataset.collect import CollectionConfig, collect_into_cache
+    from cortico.envs.dataset.index import software_versions
     from cortico.envs.metaworld_backend import MetaWorldEnv
     from cortico.envs.task_catalog import suite_tasks
     from cortico.perception.gaze_training import GazeTrainConfig, train_gaze
@@ -110,7 +110,7 @@ def main() -> int:
     data = workdir / "demos"
     started = time.perf_counter()
     config = CollectionConfig(episodes_per_task=args.episodes_per_task, image_size=args.image_size)
-    collection = collect_demos(data, tasks, config, resume=(data / INDEX_NAME).exists())
+    collection = collect_into_cache(data, tasks, config, elsewhere="pass another --workdir")
     results: dict[str, object] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "software": software_versions(),

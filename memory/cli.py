@@ -76,24 +76,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _ensure_data(path: Path | None) -> Path:
     if path is not None:
         return path
-    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME
+    from cortico.envs.dataset.collect import CollectionConfig, collect_into_cache
     from cortico.envs.task_catalog import suite_tasks
 
     config = CollectionConfig(episodes_per_task=12, cameras=("front",), image_size=64)
-    exists = (DEFAULT_DATA / INDEX_NAME).exists()
-    if exists:  # demos this command collected earlier, perhaps by an older version
-        from cortico.cli import CommandError
-        from cortico.envs.dataset.index import DatasetIndex
-
-        recorded = DatasetIndex.load(DEFAULT_DATA).collection.get("signature")
-        if recorded != config.signature():
-            raise CommandError(
-                f"{DEFAULT_DATA} holds demos collected with {recorded}; this version collects {config.signature()} "
-                f"(a newer expert revision changes the demos): delete that folder to collect them anew (~2 "
-                f"minutes), or pass --data DIR"
-            )
-    collect_demos(DEFAULT_DATA, list(suite_tasks("mt10")), config, resume=exists)
+    collect_into_cache(DEFAULT_DATA, list(suite_tasks("mt10")), config, elsewhere="pass --data DIR")
     return DEFAULT_DATA
 
 

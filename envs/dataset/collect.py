@@ -223,6 +223,32 @@ def run_episode_job(job: EpisodeJob, config: CollectionConfig, root: Path, env) 
     )
 
 
+def collect_into_cache(
+    root: str | Path,
+    tasks: list[str],
+    config: CollectionConfig,
+    *,
+    elsewhere: str = "choose another directory",
+    progress: bool = True,
+) -> CollectionSummary:
+    """Collect, or complete, the demos a command keeps in its own folder (a benchmark's work directory).
+
+    Demos recorded with other settings or by an older expert revision are refused with what to do
+    (``elsewhere`` names the command's way to use other data), never mixed with new ones.
+    """
+    root = Path(root)
+    exists = (root / INDEX_NAME).exists()
+    if exists:
+        recorded = DatasetIndex.load(root).collection.get("signature")
+        if recorded != config.signature():
+            raise DatasetError(
+                f"{root} holds demos collected with {recorded}; this version collects {config.signature()} "
+                f"(a newer expert revision changes the demos): delete that folder to collect them anew, or "
+                f"{elsewhere}"
+            )
+    return collect_demos(root, tasks, config, resume=exists, progress=progress)
+
+
 def collect_demos(
     root: str | Path,
     tasks: list[str],

@@ -17,7 +17,7 @@ import torch
 
 from cortico.envs.camera_geometry import depth_to_points
 from cortico.envs.dataset.check import check_dataset
-from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+from cortico.envs.dataset.collect import CollectionConfig, collect_demos, collect_into_cache
 from cortico.envs.dataset.episode_file import CorruptEpisodeError, read_episode, validate_episode, write_episode
 from cortico.envs.dataset.index import INDEX_NAME, DatasetError, DatasetIndex
 from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
@@ -245,6 +245,8 @@ def test_resume_adds_only_missing_episodes_and_refuses_to_mix(dataset_copy):
     index_file.write_text(json.dumps(stored))
     with pytest.raises(DatasetError, match="expert_revision"):
         collect_demos(dataset_copy, ["drawer-open"], config, resume=True, progress=False)
+    with pytest.raises(DatasetError, match="delete that folder to collect them anew, or pass --data DIR"):
+        collect_into_cache(dataset_copy, ["drawer-open"], config, elsewhere="pass --data DIR")  # a command's cache
     assert check_dataset(dataset_copy).ok, "refused collections must not touch the data"
 
 
