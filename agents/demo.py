@@ -98,8 +98,7 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
     """Run every stage into ``out`` and write ``out/report.html``."""
     import shutil
 
-    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
-    from cortico.envs.dataset.index import INDEX_NAME, DatasetError
+    from cortico.envs.dataset.collect import CollectionConfig, collect_into_cache
     from cortico.policies.training import TrainConfig, train_policy
     from cortico.ray_runtime import RayOptions
 
@@ -119,11 +118,8 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
     with stage(f"collect {config.episodes_per_task} expert demos per task on {len(config.tasks)} tasks "
                f"with {workers} Ray workers"):  # fmt: skip
         collection = CollectionConfig(episodes_per_task=config.episodes_per_task, image_size=config.image_size)
-        try:
-            collect_demos(data, list(config.tasks), collection, resume=(data / INDEX_NAME).exists(),
-                          workers=workers, ray=RayOptions())  # fmt: skip
-        except DatasetError as error:  # e.g. demos of an earlier expert revision
-            raise DatasetError(f"{error}; for the demo, pass --fresh") from None
+        collect_into_cache(data, list(config.tasks), collection, elsewhere="pass --fresh", workers=workers,
+                           ray=RayOptions())  # fmt: skip
 
     with stage(f"train the cortical policy ({config.policy_steps} steps, gaze model {config.gaze_steps} steps)"):
         train = TrainConfig(policy="cortical", steps=config.policy_steps, batch_size=config.batch_size,

@@ -203,8 +203,8 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         for plan in tqdm(plans, desc="streams", disable=not progress)
     ]
     train, test = streams[: config.train_streams], streams[config.train_streams :]
-    states, tasks = zip(*(stream_states(s) for s in train))
-    frames, states, tasks = [s.images for s in train], list(states), list(tasks)
+    frames = [s.images for s in train]
+    states, tasks = (list(part) for part in zip(*(stream_states(s) for s in train)))
     if config.encoder_scenes_per_task:
         scenes = reset_scenes(
             sorted({e.task for s in train for e in s.episodes}), config.encoder_scenes_per_task,

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 SEEDS_PER_BASE = 10_000
 EVALUATION_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds >= this, disjoint from demonstrations
+MISMATCH_ADVICE = "choose another --out or pass --overwrite"  # the collect command's way out of a mismatch
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,13 @@ class CollectionSummary:
         return {**asdict(self), "episodes_per_minute": self.episodes_per_minute}
 
 
-def prepare_output(root: Path, config: CollectionConfig, *, resume: bool, overwrite: bool) -> DatasetIndex:
-    """Open or create the dataset directory, refusing to mix incompatible or unrelated data."""
+def prepare_output(
+    root: Path, config: CollectionConfig, *, resume: bool, overwrite: bool, mismatch_advice: str = MISMATCH_ADVICE
+) -> DatasetIndex:
+    """Open or create the dataset directory, refusing to mix incompatible or unrelated data.
+
+    ``mismatch_advice`` ends the error for a dataset of other settings (what the calling command offers).
+    """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
     index_path = root / INDEX_NAME
@@ -141,8 +147,9 @@ def prepare_output(root: Path, config: CollectionConfig, *, resume: bool, overwr
         index = DatasetIndex.load(root)
         if index.collection.get("signature") != config.signature():
             raise DatasetError(
-                f"{root} holds a different dataset (collected with {index.collection.get('signature')}, "
-                f"this collection asks for {config.signature()}); choose another --out or pass --overwrite"
+                f"{root} holds demos collected with {index.collection.get('signature')}, a different dataset from "
+                f"the {config.signature()} this collection asks for (a newer expert revision changes the demos); "
+                f"{mismatch_advice}"
             )
         if not resume:
             raise DatasetError(
@@ -230,23 +237,18 @@ def collect_into_cache(
     *,
     elsewhere: str = "choose another directory",
     progress: bool = True,
+    workers: int = 1,
+    ray: RayOptions | None = None,
 ) -> CollectionSummary:
     """Collect, or complete, the demos a command keeps in its own folder (a benchmark's work directory).
 
     Demos recorded with other settings or by an older expert revision are refused with what to do
     (``elsewhere`` names the command's way to use other data), never mixed with new ones.
     """
-    root = Path(root)
-    exists = (root / INDEX_NAME).exists()
-    if exists:
-        recorded = DatasetIndex.load(root).collection.get("signature")
-        if recorded != config.signature():
-            raise DatasetError(
-                f"{root} holds demos collected with {recorded}; this version collects {config.signature()} "
-                f"(a newer expert revision changes the demos): delete that folder to collect them anew, or "
-                f"{elsewhere}"
-            )
-    return collect_demos(root, tasks, config, resume=exists, progress=progress)
+    return collect_demos(
+        root, tasks, config, resume=(Path(root) / INDEX_NAME).exists(), progress=progress, workers=workers, ray=ray,
+        mismatch_advice=f"delete that folder to collect them anew, or {elsewhere}",
+    )  # fmt: skip
 
 
 def collect_demos(
@@ -259,6 +261,7 @@ def collect_demos(
     progress: Callable[[int], object] | bool = True,
     workers: int = 1,
     ray: RayOptions | None = None,
+    mismatch_advice: str = MISMATCH_ADVICE,
 ) -> CollectionSummary:
     """Collect ``config.episodes_per_task`` successful expert demonstrations for each task.
 
@@ -271,6 +274,7 @@ def collect_demos(
         progress: show a progress bar (True) or call this function with the number of new episodes.
         workers: 1 runs in this process; more run Ray env workers (the same episodes, in any order).
         ray: the Ray cluster and per-worker resources (default: local, one CPU per worker).
+        mismatch_advice: what the error for a dataset of other settings in ``root`` tells the user to do.
     """
     from tqdm import tqdm
 
@@ -278,7 +282,7 @@ def collect_demos(
         raise ValueError(f"workers must be at least 1, got {workers}")
     tasks = [get_task(t).name for t in tasks]
     root = Path(root)
-    index = prepare_output(root, config, resume=resume, overwrite=overwrite)
+    index = prepare_output(root, config, resume=resume, overwrite=overwrite, mismatch_advice=mismatch_advice)
     summary = CollectionSummary(root=str(root), requested={t: config.episodes_per_task for t in tasks})
     existing = {t: sum(1 for e in index.episodes if e.task == t) for t in tasks}
     summary.skipped_existing = sum(min(n, config.episodes_per_task) for n in existing.values())
