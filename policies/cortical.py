@@ -45,6 +45,7 @@ from cortico.policies.augmentation import SceneAugmentation
 from cortico.policies.base import KeyframePolicy, PolicyConfig, proprioception
 from cortico.policies.scene import Scene, build_scene
 from cortico.policies.view_transformer import (
+    ATTENTION_DTYPES,
     ViewTransformer,
     ViewTransformerConfig,
     sample_features,
@@ -74,13 +75,15 @@ class CorticalConfig(PolicyConfig):
         fine_weight: weight of the fine stage's log-heatmaps against the coarse stage's in the joint decoding;
             4 was chosen closed loop on validation episodes (0.5, the offline choice, did 3 points worse on
             average over five checkpoints' evaluation episodes; BENCHMARKS.md).
+        attention_precision: precision of the view transformers' attention layers when deciding ("float32" as
+            trained, or "bfloat16": faster on CPUs with native bfloat16; training always runs in float32).
         fovea_spans: widths (wrist pixels) of the foveated crops; fovea_size: their resolution.
         gaze: the frozen gaze model's configuration (its weights are part of the policy's).
         augmentation: SE(3) scene augmentation ranges.
     """
 
     type: ClassVar[str] = "cortical"
-    inference_settings: ClassVar[tuple[str, ...]] = ("gaze_focus", "fine_weight")
+    inference_settings: ClassVar[tuple[str, ...]] = ("gaze_focus", "fine_weight", "attention_precision")
     views: tuple[str, ...] = ("top", "front", "left")
     coarse: ViewTransformerConfig = field(default_factory=ViewTransformerConfig)
     fine: ViewTransformerConfig = field(default_factory=lambda: ViewTransformerConfig(intra_layers=1, cross_layers=2))
@@ -94,6 +97,7 @@ class CorticalConfig(PolicyConfig):
     focus_noise: float = 0.08
     gaze_focus: bool = False
     fine_weight: float = 4.0
+    attention_precision: str = "float32"
     fovea_spans: tuple[int, ...] = (16, 40)
     fovea_size: int = 32
     gaze: GazeConfig = field(default_factory=GazeConfig)
@@ -115,6 +119,10 @@ class CorticalConfig(PolicyConfig):
             raise ValueError(f"zoom must be >= 1, got {self.zoom}")
         if self.fine_weight < 0:
             raise ValueError(f"fine_weight must be >= 0, got {self.fine_weight}")
+        if self.attention_precision not in ATTENTION_DTYPES:
+            raise ValueError(
+                f"attention_precision must be one of {sorted(ATTENTION_DTYPES)}, got {self.attention_precision!r}"
+            )
         if self.dynamic_stream and self.gaze.text_dim and self.gaze.text_model != self.text_model:
             raise ValueError(
                 f"the gaze model reads {self.gaze.text_model!r} instruction embeddings but the policy uses "
@@ -127,7 +135,7 @@ class RVTConfig(CorticalConfig):
     """RVT: the coarse stage only, virtual views + language (no keypoints, no gaze, no zoom)."""
 
     type: ClassVar[str] = "rvt"
-    inference_settings: ClassVar[tuple[str, ...]] = ()
+    inference_settings: ClassVar[tuple[str, ...]] = ("attention_precision",)
     num_keypoints: int = 0
     dynamic_stream: bool = False
     consistency_weight: float = 0.0
@@ -226,6 +234,7 @@ class CorticalPolicy(KeyframePolicy):
         proprio: torch.Tensor,
         generator: torch.Generator | None,
         with_consistency: bool = True,
+        attention_dtype: torch.dtype = torch.float32,
     ) -> tuple[VirtualViews, Any, torch.Tensor]:
         """Coarse views and the static-stream transformer; returns (views, output, consistency loss).
 
@@ -251,7 +260,7 @@ class CorticalPolicy(KeyframePolicy):
                 pooled = (sampled * seen).sum(1) / seen.sum(1).clamp_min(1.0)
                 return pooled + self.keypoint_embedding(normalised), located.visible.any(dim=1)
 
-        output = self.coarse(views.features(), text.tokens, text.mask, proprio, extra)
+        output = self.coarse(views.features(), text.tokens, text.mask, proprio, extra, attention_dtype)
         return views, output, consistency
 
     def _fovea_tokens(self, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
@@ -265,12 +274,18 @@ class CorticalPolicy(KeyframePolicy):
         return self.fovea(crops), (gaze, fixation)
 
     def _fine_stage(
-        self, scene: Scene, focus: torch.Tensor, fovea: torch.Tensor, text: TextFeatures, proprio: torch.Tensor
+        self,
+        scene: Scene,
+        focus: torch.Tensor,
+        fovea: torch.Tensor,
+        text: TextFeatures,
+        proprio: torch.Tensor,
+        attention_dtype: torch.dtype = torch.float32,
     ) -> tuple[VirtualViews, Any]:
         center, half = self.fine_renderer.zoomed_cube(focus, self.config.zoom)
         views = self.fine_renderer.render(scene.points, scene.colors, scene.mask, center, half)
         mask = torch.ones(fovea.shape[:2], dtype=torch.bool, device=fovea.device)
-        output = self.fine(views.features(), text.tokens, text.mask, proprio, lambda _: (fovea, mask))
+        output = self.fine(views.features(), text.tokens, text.mask, proprio, lambda _: (fovea, mask), attention_dtype)
         return views, output
 
     def _head_inputs(
@@ -324,10 +339,11 @@ class CorticalPolicy(KeyframePolicy):
         scene = build_scene(batch, c.bounds)
         text = self.encode_text(batch["instruction"])
         proprio = proprioception(batch)
+        precision = ATTENTION_DTYPES[c.attention_precision]
         coarse_position = None
         if c.static_stream:
             views, output, _ = self._coarse_stage(
-                scene, text, proprio, torch.Generator().manual_seed(0), with_consistency=False
+                scene, text, proprio, torch.Generator().manual_seed(0), False, precision
             )
             coarse_position = self.coarse_renderer.heatmaps_to_world(
                 heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
@@ -336,7 +352,7 @@ class CorticalPolicy(KeyframePolicy):
         if c.dynamic_stream:
             fovea, (gaze, fixation) = self._fovea_tokens(batch)
             focus = self._focus(batch, coarse_position, gaze, fixation)
-            views, output = self._fine_stage(scene, focus, fovea, text, proprio)
+            views, output = self._fine_stage(scene, focus, fovea, text, proprio, precision)
             terms = [HeatmapTerm(self.fine_renderer, heatmap_probabilities(output.heatmap_logits), views.center,
                                  views.half_size, c.fine_weight if c.static_stream else 1.0)]  # fmt: skip
             if c.static_stream:

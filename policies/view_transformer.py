@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,24 @@ def _layers(config: ViewTransformerConfig, count: int) -> nn.Module:
     return nn.TransformerEncoder(layer, count, enable_nested_tensor=False)
 
 
+ATTENTION_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def run_layers(
+    layers: nn.Module, tokens: torch.Tensor, padding: torch.Tensor | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Encoder ``layers`` on ``tokens``, computed in ``dtype`` (their float32 weights cast for this call).
+
+    bfloat16 is an inference option: on a CPU with native bfloat16 (AVX512-BF16, AMX) the attention layers run
+    faster; the weights stay float32, so training and saved checkpoints are unchanged. Returns float32 tokens.
+    """
+    options = {} if padding is None else {"src_key_padding_mask": padding}
+    if dtype == tokens.dtype:
+        return layers(tokens, **options)
+    weights = {name: value.to(dtype) for name, value in layers.named_parameters()}
+    return functional_call(layers, weights, (tokens.to(dtype),), options).to(tokens.dtype)
+
+
 class ViewTransformer(nn.Module):
     """See module doc. ``extra_tokens_fn`` lets a caller build tokens from the intra-view features."""
 
@@ -121,8 +140,12 @@ class ViewTransformer(nn.Module):
         text_mask: torch.Tensor,
         proprio: torch.Tensor,
         extra_tokens_fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        attention_dtype: torch.dtype = torch.float32,
     ) -> ViewTransformerOutput:
-        """Run the transformer; ``extra_tokens_fn(view_tokens)`` returns ``(tokens (B,E,D), mask (B,E))``."""
+        """Run the transformer; ``extra_tokens_fn(view_tokens)`` returns ``(tokens (B,E,D), mask (B,E))``.
+
+        ``attention_dtype`` is the precision of the attention layers (see :func:`run_layers`); the rest stays float32.
+        """
         c = self.config
         batch, num_views = views.shape[:2]
         if num_views != c.num_views or views.shape[2] != c.in_channels or views.shape[-1] != c.image_size:
@@ -133,7 +156,8 @@ class ViewTransformer(nn.Module):
         flat = views.flatten(0, 1)  # (B*V, C, H, W)
         patches = self.patch_embed(flat).flatten(2).transpose(1, 2)  # (B*V, P, D)
         patches = patches.view(batch, num_views, -1, c.dim) + self.position + self.view_embedding
-        tokens = self.intra(patches.flatten(0, 1)).view(batch, num_views, -1, c.dim)  # (B, V, P, D)
+        tokens = run_layers(self.intra, patches.flatten(0, 1), dtype=attention_dtype)
+        tokens = tokens.view(batch, num_views, -1, c.dim)  # (B, V, P, D)
 
         kinds = self.kind_embedding
         parts = [tokens.flatten(1, 2) + kinds[0]]
@@ -152,7 +176,7 @@ class ViewTransformer(nn.Module):
             # One sample (act()): dropping its padded tokens is the same attention without a mask, and the
             # masked softmax costs ~5% of a decision. Padding only follows the view tokens, which keep their place.
             sequence, padding = sequence[:, ~padding[0]], padding[:, ~padding[0]]
-        fused = self.norm(self.cross(sequence, src_key_padding_mask=padding if padding.any() else None))
+        fused = self.norm(run_layers(self.cross, sequence, padding if padding.any() else None, attention_dtype))
         view_count = num_views * tokens.shape[2]
         fused_views = fused[:, :view_count]
         valid = (~padding).float()[..., None]

@@ -171,11 +171,38 @@ def test_only_inference_settings_change_on_a_trained_policy(one_episode_batch):
     default = policy.predict(batch)[0].position
     policy.config = config.with_inference_settings({"fine_weight": 0.0})  # the coarse stage decides alone
     assert not np.allclose(policy.predict(batch)[0].position, default)
-    with pytest.raises(ValueError, match=r"\['num_keypoints'\] cannot change.*accepted: gaze_focus, fine_weight"):
+    accepted = "accepted: gaze_focus, fine_weight, attention_precision"
+    with pytest.raises(ValueError, match=rf"\['num_keypoints'\] cannot change.*{accepted}"):
         config.with_inference_settings({"num_keypoints": 4})
     with pytest.raises(ValueError, match="fine_weight must be >= 0"):
         config.with_inference_settings({"fine_weight": -1})
     with pytest.raises(ValueError, match="'gaze_focus' must be of type bool, got 1"):
         config.with_inference_settings({"gaze_focus": 1})
-    with pytest.raises(ValueError, match="accepted: none"):
+    with pytest.raises(ValueError, match="accepted: attention_precision$"):
         make_policy("rvt").config.with_inference_settings({"fine_weight": 1.0})
+    with pytest.raises(ValueError, match=r"attention_precision must be one of \['bfloat16', 'float32'\], got 'half'"):
+        config.with_inference_settings({"attention_precision": "half"})
+
+
+def test_bfloat16_attention_is_an_inference_option_that_leaves_training_in_float32(one_episode_batch):
+    from cortico.policies.view_transformer import ViewTransformer, ViewTransformerConfig
+
+    torch.manual_seed(0)
+    small = dict(num_views=2, image_size=16, in_channels=4, patch=8, dim=32, heads=2, text_dim=8, decoder_channels=4)
+    model = ViewTransformer(ViewTransformerConfig(**small)).eval()
+    text_mask = torch.tensor([[True, True, False]])
+    inputs = (torch.randn(1, 2, 4, 16, 16), torch.randn(1, 3, 8), text_mask, torch.randn(1, 2))
+    with torch.no_grad():
+        exact = model(*inputs).heatmap_logits
+        fast = model(*inputs, attention_dtype=torch.bfloat16).heatmap_logits
+    assert fast.dtype == torch.float32 and all(p.dtype == torch.float32 for p in model.parameters())
+    assert not torch.equal(fast, exact)  # it did compute in bfloat16 ...
+    torch.testing.assert_close(fast, exact, atol=0.05, rtol=0.05)  # ... to bfloat16's precision (3 digits)
+
+    policy = make_policy("cortical").eval()
+    generator = torch.Generator().manual_seed(0)
+    float_loss = policy.loss(one_episode_batch, generator)["total"]
+    policy.config = policy.config.with_inference_settings({"attention_precision": "bfloat16"})
+    assert policy.loss(one_episode_batch, torch.Generator().manual_seed(0))["total"] == float_loss
+    action = policy.predict({key: value[:1] for key, value in one_episode_batch.items()})[0]
+    assert np.isfinite(action.to_array()).all()

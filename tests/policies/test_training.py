@@ -82,8 +82,9 @@ def test_cli_train_and_eval(one_episode, tmp_path, capsys):
     assert report["summary"]["episodes"] == 2 and report["tasks"]["reach"]["trained_on_task"] is False
     assert all(e["seed"] >= 1_000_000 for e in report["episodes"])
     assert (tmp_path / "eval.png").stat().st_size > 1000 and (tmp_path / "eval.md").read_text().startswith("## rvt")
-    assert report["summary"]["inference_settings"] == {}
-    for settings, message in (('{"fine_weight": 1}', "accepted: none"), ("[1]", "must be a JSON object")):
+    assert report["summary"]["inference_settings"] == {"attention_precision": "float32"}
+    refusals = (('{"fine_weight": 1}', "accepted: attention_precision"), ("[1]", "must be a JSON object"))
+    for settings, message in refusals:
         code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--inference", settings])
         assert code == 2 and message in capsys.readouterr().err
 
