@@ -36,6 +36,29 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def paired_difference(
+    first: dict[tuple[str, int], EpisodeResult], second: dict[tuple[str, int], EpisodeResult], z: float = 1.96
+) -> dict[str, Any]:
+    """Success of ``first`` minus ``second`` on the episodes (task, seed) both ran, with a 95% interval.
+
+    The interval comes from the per-episode differences, so what the shared episodes have in common (an easy
+    placement is easy for both policies) cancels: narrower than comparing two independent rates.
+    """
+    shared = sorted(set(first) & set(second))
+    if not shared:
+        raise ValueError("the two evaluations share no episode (task, seed): evaluate them on the same seeds")
+    differences = np.array([float(first[key].success) - float(second[key].success) for key in shared])
+    mean = float(differences.mean())
+    half = z * float(differences.std(ddof=1)) / math.sqrt(len(shared)) if len(shared) > 1 else float("inf")
+    return {
+        "difference": mean,
+        "ci95": [mean - half, mean + half],
+        "episodes": len(shared),
+        "only_first_succeeded": int((differences > 0).sum()),
+        "only_second_succeeded": int((differences < 0).sum()),
+    }
+
+
 def evaluation_seed(seed: int, episode: int) -> int:
     """Seed of an evaluation episode (disjoint from every demonstration seed)."""
     return EVALUATION_SEED_OFFSET + seed * SEEDS_PER_BASE + episode
