@@ -8,7 +8,8 @@ difference of two policies on it is noisier still; more seed sets narrow both. E
 same episodes (task and seed), so the first run's lead over each other run is paired episode by episode
 (``paired_difference``). Episodes resume from ``RUN/<folder>/episodes.jsonl``: ``eval`` for seed base 0 (what
 ``benchmarks/policy_suite.py`` wrote), ``eval_seed<K>`` for the others, with ``_<tag>`` appended when
-``--inference`` changes a setting, so those episodes never mix with the defaults'.
+``--inference`` changes a setting, so those episodes never mix with the defaults'; ``--versus-defaults`` then
+pairs each run with itself at its default settings (does the setting change success?).
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers running evaluation episodes")
     parser.add_argument("--inference", default="", help="JSON inference settings applied to every run")
     parser.add_argument("--tag", default="", help="folder suffix for these settings' episodes (needs --inference)")
+    parser.add_argument(
+        "--versus-defaults", action="store_true",
+        help="with --inference: also pair each run with its own default settings on the same episodes",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS / "policy_seed_sets.json")
     args = parser.parse_args()
     if bool(args.inference) != bool(args.tag):
         parser.error("--inference and --tag go together: the tag keeps those episodes apart from the defaults'")
+    if args.versus_defaults and not args.inference:
+        parser.error("--versus-defaults compares --inference settings with the defaults: give --inference")
     try:
         args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
         args.settings = json.loads(args.inference) if args.inference else {}
@@ -53,17 +60,36 @@ def evaluation_folder(run: Path, seed: int, tag: str) -> Path:
     return run / (f"{name}_{tag}" if tag else name)
 
 
+def evaluate_sets(policy, run: Path, tag: str, args: argparse.Namespace, tasks: list[str]) -> tuple[dict, dict]:  # noqa: ANN001
+    """A policy's results per seed set and its episodes over all of them, keyed by (task, seed)."""
+    from cortico.policies.evaluation import evaluate_policy, write_report
+
+    sets, pooled = {}, {}
+    for seed in args.seed_list:
+        folder = evaluation_folder(run, seed, tag)
+        report = evaluate_policy(
+            policy, tasks, args.episodes_per_task, seed=seed, keyframe_budget=args.keyframe_budget,
+            workers=args.workers, checkpoint=run, episodes_file=folder / "episodes.jsonl",
+        )  # fmt: skip
+        write_report(report, folder / "report.json", title=f"{policy.config.type}, seeds {seed}")
+        summary = report.summary()
+        sets[f"seeds {seed}"] = {
+            "mean_success": summary["mean_success"],
+            "successes": summary["successes"],
+            "episodes": summary["episodes"],
+            "median_decision_ms": summary["median_decision_ms"],
+            "per_task": {task: row["success_rate"] for task, row in report.per_task().items()},
+        }
+        pooled.update({(e.task, e.seed): e for e in report.episodes})
+    return sets, pooled
+
+
 def main() -> int:
     args = parse_args()
     from cortico.atomic import write_json_atomic
     from cortico.envs.dataset.index import software_versions
     from cortico.envs.task_catalog import resolve_tasks
-    from cortico.policies.evaluation import (
-        evaluate_policy,
-        paired_difference,
-        wilson_interval,
-        write_report,
-    )
+    from cortico.policies.evaluation import paired_difference, wilson_interval
     from cortico.policies.training import load_policy
 
     tasks = resolve_tasks(suite=None if args.tasks else args.suite, tasks=args.tasks or None)
@@ -74,7 +100,7 @@ def main() -> int:
         "software": software_versions(),
         "settings": {
             "seeds": args.seed_list,
-            "suite": args.suite,
+            "tasks": tasks,
             "episodes_per_task": args.episodes_per_task,
             "keyframe_budget": args.keyframe_budget,
             "inference": args.settings,
@@ -83,24 +109,10 @@ def main() -> int:
     }
     for run in args.runs:
         policy = load_policy(run)
+        defaults = {k: getattr(policy.config, k) for k in policy.config.inference_settings}
         policy.config = policy.config.with_inference_settings(args.settings)
-        name, sets, pooled = str(run), {}, {}
-        for seed in args.seed_list:
-            folder = evaluation_folder(run, seed, args.tag)
-            report = evaluate_policy(
-                policy, tasks, args.episodes_per_task, seed=seed, keyframe_budget=args.keyframe_budget,
-                workers=args.workers, checkpoint=run, episodes_file=folder / "episodes.jsonl",
-            )  # fmt: skip
-            write_report(report, folder / "report.json", title=f"{policy.config.type}, seeds {seed}")
-            summary = report.summary()
-            sets[f"seeds {seed}"] = {
-                "mean_success": summary["mean_success"],
-                "successes": summary["successes"],
-                "episodes": summary["episodes"],
-                "median_decision_ms": summary["median_decision_ms"],
-                "per_task": {task: row["success_rate"] for task, row in report.per_task().items()},
-            }
-            pooled.update({(e.task, e.seed): e for e in report.episodes})
+        name = str(run)
+        sets, pooled = evaluate_sets(policy, run, args.tag, args, tasks)
         wins = sum(e.success for e in pooled.values())
         episodes[name] = pooled
         results["runs"][name] = {
@@ -112,6 +124,10 @@ def main() -> int:
             "mean": wins / len(pooled),
             "wilson95": list(wilson_interval(wins, len(pooled))),
         }
+        if args.versus_defaults:  # the same checkpoint with its own settings, on the same episodes
+            policy.config = policy.config.with_inference_settings(defaults)
+            _, default_episodes = evaluate_sets(policy, run, "", args, tasks)
+            results["runs"][name]["minus_defaults"] = paired_difference(pooled, default_episodes)
         write_json_atomic(args.json, results)
     reference = str(args.runs[0])
     results["differences"] = {

@@ -343,8 +343,9 @@ class CorticalPolicy(KeyframePolicy):
         coarse_position = None
         if c.static_stream:
             views, output, _ = self._coarse_stage(
-                scene, text, proprio, torch.Generator().manual_seed(0), False, precision
-            )
+                scene, text, proprio, torch.Generator().manual_seed(0), with_consistency=False,
+                attention_dtype=precision,
+            )  # fmt: skip
             coarse_position = self.coarse_renderer.heatmaps_to_world(
                 heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
             )
