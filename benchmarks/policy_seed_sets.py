@@ -60,7 +60,13 @@ def evaluation_folder(run: Path, seed: int, tag: str) -> Path:
     return run / (f"{name}_{tag}" if tag else name)
 
 
-def evaluate_sets(policy, run: Path, tag: str, args: argparse.Namespace, tasks: list[str]) -> tuple[dict, dict]:  # noqa: ANN001
+def evaluate_sets(
+    policy,  # noqa: ANN001 - a loaded KeyframePolicy (imported lazily, after the arguments are checked)
+    run: Path,
+    tag: str,
+    args: argparse.Namespace,
+    tasks: list[str],
+) -> tuple[dict, dict]:
     """A policy's results per seed set and its episodes over all of them, keyed by (task, seed)."""
     from cortico.policies.evaluation import evaluate_policy, write_report
 
@@ -104,7 +110,7 @@ def main() -> int:
             "episodes_per_task": args.episodes_per_task,
             "keyframe_budget": args.keyframe_budget,
             "inference": args.settings,
-        },  # fmt: skip
+        },
         "runs": {},
     }
     for run in args.runs:

@@ -101,7 +101,8 @@ def run_layers(
     """Encoder ``layers`` on ``tokens``, computed in ``dtype`` (their float32 weights cast for this call).
 
     bfloat16 is an inference option: on a CPU with native bfloat16 (AVX512-BF16, AMX) the attention layers run
-    faster; the weights stay float32, so training and saved checkpoints are unchanged. Returns float32 tokens.
+    faster; the weights stay float32, so training and saved checkpoints are unchanged. Returns tokens in
+    their own dtype.
     """
     options = {} if padding is None else {"src_key_padding_mask": padding}
     if dtype == tokens.dtype:
