@@ -345,14 +345,36 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
                 "reader_ms_per_answer": 1000 * (time.perf_counter() - begun) / max(1, len(latency_examples)),
                 "stream_to_budget_ratio": float(np.mean([len(s) for s in test]) / frames),
                 "backward_by_history": accuracy_by_history(test_questions, chosen == answers, frames),
+                "backward_by_evidence_age": accuracy_by_evidence_age(test_questions, chosen == answers),
             }
-    results["backward_by_history_pooled"] = pool_by_history(results["policies"])
+    results["backward_by_history_pooled"] = pool_bins(results["policies"], "backward_by_history")
+    results["backward_by_evidence_age_pooled"] = pool_bins(results["policies"], "backward_by_evidence_age")
     results["update_ms_per_frame"] = measure_update_speed(records[config.train_streams], config)
     results["seconds"] = time.perf_counter() - started
     return results
 
 
 HISTORY_BINS = (0.0, 10.0, 20.0, 40.0, 80.0, float("inf"))  # frames seen when asked, in budgets
+AGE_BINS = (0.0, 2.0, 4.0, 8.0, float("inf"))  # seconds from the end of the evidence to the question (a task: ~2 s)
+
+
+def binned_accuracy(
+    values: np.ndarray, include: np.ndarray, correct: np.ndarray, edges: Sequence[float], unit: str
+) -> dict[str, Any]:
+    """Accuracy of the ``include``d questions per bin of ``values`` (``[low, high)``), and the values' spread."""
+    bins = {}
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = include & (values >= low) & (values < high)
+        label = f"{low:g}-{high:g}{unit}" if np.isfinite(high) else f">={low:g}{unit}"
+        bins[label] = {
+            "questions": int(inside.sum()),
+            "correct": int(correct[inside].sum()),
+            "accuracy": float(correct[inside].mean()) if inside.any() else None,
+        }
+    seen = values[include]
+    spread = {name: float(f(seen)) if seen.size else None for name, f in (("min", np.min), ("median", np.median),
+                                                                           ("max", np.max))}  # fmt: skip
+    return {"bins": bins, "spread": spread}
 
 
 def accuracy_by_history(questions: Sequence[Question], correct: np.ndarray, budget_frames: int) -> dict[str, Any]:
@@ -363,32 +385,28 @@ def accuracy_by_history(questions: Sequence[Question], correct: np.ndarray, budg
     """
     ratios = np.array([(q.frame + 1) / budget_frames for q in questions])
     backward = np.array([q.mode == "backward" for q in questions])
-    bins = {}
-    for low, high in zip(HISTORY_BINS[:-1], HISTORY_BINS[1:]):
-        inside = backward & (ratios >= low) & (ratios < high)
-        label = f"{low:g}-{high:g}x" if np.isfinite(high) else f">={low:g}x"
-        bins[label] = {
-            "questions": int(inside.sum()),
-            "correct": int(correct[inside].sum()),
-            "accuracy": float(correct[inside].mean()) if inside.any() else None,
-        }
-    asked = ratios[backward]
-    return {
-        "bins": bins,
-        "history_to_budget": {
-            "min": float(asked.min()) if asked.size else None,
-            "median": float(np.median(asked)) if asked.size else None,
-            "max": float(asked.max()) if asked.size else None,
-        },
-    }
+    report = binned_accuracy(ratios, backward, correct, HISTORY_BINS, "x")
+    return {"bins": report["bins"], "history_to_budget": report["spread"]}
 
 
-def pool_by_history(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Each memory policy's history bins summed over its budgets: its margin at a stream length, whatever the budget."""
+def accuracy_by_evidence_age(questions: Sequence[Question], correct: np.ndarray) -> dict[str, Any]:
+    """Backward accuracy by the evidence's age when asked (seconds from its end to the question): a forgetting curve.
+
+    Uniform sampling thins every age alike as the stream grows; a FIFO window forgets the old first; a memory that
+    keeps events should hold up at every age.
+    """
+    ages = np.array([q.time - q.evidence[1] for q in questions])
+    backward = np.array([q.mode == "backward" for q in questions])
+    report = binned_accuracy(ages, backward, correct, AGE_BINS, "s")
+    return {"bins": report["bins"], "age_seconds": report["spread"]}
+
+
+def pool_bins(rows: dict[str, dict[str, Any]], key: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each memory policy's bins under ``key`` summed over its budgets (its margin at a stream length or an age)."""
     pooled: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows.values():
         bins = pooled.setdefault(row["policy"], {})
-        for label, counts in row["backward_by_history"]["bins"].items():
+        for label, counts in row[key]["bins"].items():
             cell = bins.setdefault(label, {"questions": 0, "correct": 0})
             cell["questions"] += counts["questions"]
             cell["correct"] += counts["correct"]

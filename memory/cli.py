@@ -128,14 +128,18 @@ def _bench(args: argparse.Namespace) -> int:
         modes = " | ".join(f"{a.get(f'mode:{m}', 0):.3f}" for m in ("backward", "real-time", "forward"))
         kept = row["backward_evidence_retained"]
         print(f"| {row['policy']} | {row['budget_tokens']} | {a['overall']:.3f} | {modes} | {kept:.2f} |")
-    pooled = results["backward_by_history_pooled"]
-    labels = list(next(iter(pooled.values())))
-    print("\nbackward accuracy by the stream's length when asked, in budgets, over every budget (questions)")
-    print("| policy | " + " | ".join(labels) + " |")
-    print("|---|" + "---|" * len(labels))
-    for policy, bins in pooled.items():
-        cells = [f"{b['accuracy']:.3f} ({b['questions']})" if b["questions"] else "-" for b in bins.values()]
-        print(f"| {policy} | " + " | ".join(cells) + " |")
+    for key, title in (
+        ("backward_by_history_pooled", "the stream's length when asked, in budgets"),
+        ("backward_by_evidence_age_pooled", "the evidence's age when asked, in seconds"),
+    ):
+        pooled = results[key]
+        labels = list(next(iter(pooled.values())))
+        print(f"\nbackward accuracy by {title}, over every budget (questions)")
+        print("| policy | " + " | ".join(labels) + " |")
+        print("|---|" + "---|" * len(labels))
+        for policy, bins in pooled.items():
+            cells = [f"{b['accuracy']:.3f} ({b['questions']})" if b["questions"] else "-" for b in bins.values()]
+            print(f"| {policy} | " + " | ".join(cells) + " |")
     if args.json:
         write_json_atomic(args.json, results)
         print(f"results: {args.json}")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cortico.envs.dataset.index import DatasetError
-from cortico.memory.bench import BenchConfig, accuracy_by_history, pool_by_history, run_benchmark
+from cortico.memory.bench import (
+    BenchConfig,
+    accuracy_by_evidence_age,
+    accuracy_by_history,
+    pool_bins,
+    run_benchmark,
+)
 from cortico.memory.qa import Question
 from cortico.memory.streams import plan_benchmark_streams
 
@@ -51,6 +58,8 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
             assert sum(b["correct"] for b in bins) / asked == pytest.approx(row["accuracy"]["mode:backward"])
         else:
             assert asked == 0
+        assert sum(b["questions"] for b in row["backward_by_evidence_age"]["bins"].values()) == asked
+    assert set(results["backward_by_evidence_age_pooled"]) == {"cortico", "uniform"}
     assert results["readers"] == 2 and len(results["reader_final_loss"]) == 2
     pooled = results["backward_by_history_pooled"]
     assert set(pooled) == {"cortico", "uniform"}
@@ -77,12 +86,27 @@ def test_backward_accuracy_is_binned_by_the_history_seen_when_asked() -> None:
     assert report["history_to_budget"] == {"min": 5.0, "median": 17.5, "max": 100.0}
 
 
+def test_backward_accuracy_is_binned_by_the_evidence_age_when_asked() -> None:
+    def asked(time: float, evidence_end: float, mode: str = "backward") -> Question:
+        return dataclasses.replace(_question(int(10 * time), mode), time=time, evidence=(0.0, evidence_end))
+
+    questions = [asked(5.0, 4.5), asked(5.0, 2.0), asked(20.0, 1.0), asked(20.0, 11.0), asked(9.0, 0.0, "forward")]
+    correct = np.array([True, True, False, True, False])
+    report = accuracy_by_evidence_age(questions, correct)  # ages 0.5, 3, 19 and 9 s (the forward one not counted)
+    bins = report["bins"]
+    assert bins["0-2s"] == {"questions": 1, "correct": 1, "accuracy": 1.0}
+    assert bins["2-4s"] == {"questions": 1, "correct": 1, "accuracy": 1.0}
+    assert bins["4-8s"] == {"questions": 0, "correct": 0, "accuracy": None}
+    assert bins[">=8s"] == {"questions": 2, "correct": 1, "accuracy": 0.5}
+    assert report["age_seconds"] == {"min": 0.5, "median": 6.0, "max": 19.0}
+
+
 def test_history_bins_are_pooled_over_budgets() -> None:
     def row(policy: str, questions: int, correct: int) -> dict:
         bins = {"0-10x": {"questions": questions, "correct": correct}, ">=80x": {"questions": 0, "correct": 0}}
         return {"policy": policy, "backward_by_history": {"bins": bins}}
 
-    pooled = pool_by_history({"a@5": row("a", 4, 3), "a@10": row("a", 6, 1), "b@5": row("b", 2, 2)})
+    pooled = pool_bins({"a@5": row("a", 4, 3), "a@10": row("a", 6, 1), "b@5": row("b", 2, 2)}, "backward_by_history")
     assert pooled["a"]["0-10x"] == {"questions": 10, "correct": 4, "accuracy": 0.4}
     assert pooled["a"][">=80x"] == {"questions": 0, "correct": 0, "accuracy": None}
     assert pooled["b"]["0-10x"]["accuracy"] == 1.0
