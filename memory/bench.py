@@ -372,8 +372,9 @@ def binned_accuracy(
             "accuracy": float(correct[inside].mean()) if inside.any() else None,
         }
     seen = values[include]
-    spread = {name: float(f(seen)) if seen.size else None for name, f in (("min", np.min), ("median", np.median),
-                                                                           ("max", np.max))}  # fmt: skip
+    spread = {"min": None, "median": None, "max": None}
+    if seen.size:
+        spread = {"min": float(seen.min()), "median": float(np.median(seen)), "max": float(seen.max())}
     return {"bins": bins, "spread": spread}
 
 
