@@ -115,7 +115,7 @@ def main() -> int:
     }
     for run in args.runs:
         policy = load_policy(run)
-        defaults = {k: getattr(policy.config, k) for k in policy.config.inference_settings}
+        defaults = policy.config.inference_values()
         policy.config = policy.config.with_inference_settings(args.settings)
         name = str(run)
         sets, pooled = evaluate_sets(policy, run, args.tag, args, tasks)
@@ -123,7 +123,7 @@ def main() -> int:
         episodes[name] = pooled
         results["runs"][name] = {
             "type": policy.config.type,
-            "inference_settings": {k: getattr(policy.config, k) for k in policy.config.inference_settings},
+            "inference_settings": policy.config.inference_values(),
             "sets": sets,
             "successes": wins,
             "episodes": len(pooled),

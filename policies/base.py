@@ -64,6 +64,10 @@ class PolicyConfig:
         """The same configuration with training augmentation off (for short trainings; see docs/policies.md)."""
         return self
 
+    def inference_values(self) -> dict[str, Any]:
+        """The current value of every inference setting (what an evaluation records and Ray workers apply)."""
+        return {key: getattr(self, key) for key in self.inference_settings}
+
     def with_inference_settings(self, settings: dict[str, Any]) -> PolicyConfig:
         """The same configuration with some of :attr:`inference_settings` changed (validated as at construction)."""
         refused = sorted(set(settings) - set(self.inference_settings))

@@ -270,7 +270,7 @@ def evaluate_policy(
     if workers > 1 and checkpoint is None:
         raise ValueError("evaluation on Ray workers needs the checkpoint path (workers load the policy from it)")
     untrained = [t for t in tasks if policy.config.tasks and t not in policy.config.tasks]
-    inference = {key: getattr(policy.config, key) for key in policy.config.inference_settings}
+    inference = policy.config.inference_values()
     jobs = [EvaluationJob(t, evaluation_seed(seed, e), e == 0) for t in tasks for e in range(episodes_per_task)]
     log = Path(episodes_file) if episodes_file else None
     finished = load_finished_episodes(log) if log else {}
