@@ -297,6 +297,7 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
             "test": len(test),
             "frames_per_stream": [len(s) for s in streams],
             "test_questions": len(test_questions),
+            "test_templates": dict(sorted(Counter(q.template for q in test_questions).items())),
         },
         "cells": sorted({q.cell for q in test_questions}),
         "readers": config.readers,
@@ -355,7 +356,8 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
 
 
 HISTORY_BINS = (0.0, 10.0, 20.0, 40.0, 80.0, float("inf"))  # frames seen when asked, in budgets
-AGE_BINS = (0.0, 2.0, 4.0, 8.0, float("inf"))  # seconds from the end of the evidence to the question (a task: ~2 s)
+# seconds from the end of the evidence to the question (a task and the pause after it: ~3 s)
+AGE_BINS = (0.0, 2.0, 4.0, 8.0, 16.0, float("inf"))
 
 
 def binned_accuracy(

@@ -2,9 +2,13 @@
 
 Every question is asked at a frame of a stream and may only be answered from frames up to it. Questions
 fill the grid {perception, interaction, planning} x {backward, real-time, forward}; each has four options,
-one correct by construction, and records its evidence time span. Answers are balanced per template (within a
-stream, then over the whole set with :func:`balance_across_streams`) so a
-reader that sees only the question and options cannot beat chance by much (the "blind" bound checks it).
+one correct by construction, and records its evidence time span. Backward questions ask about the last tasks
+(which object, where the gripper last closed) and, anchored further back (two to six tasks ago), about single
+moments of older tasks (where the object was when one began, where the gripper last closed in it), so a memory is
+tested on old events as well as recent ones. ("Which object came just before the last task with the drawer", the
+issue's example, was tried: a two-hop read no reader learned; BENCHMARKS.md.) Answers are balanced per template
+(within a stream, then over the whole set with :func:`balance_across_streams`) so a reader that sees only the
+question and options cannot beat chance by much (the "blind" bound checks it).
 
 Positions are described from the robot's point of view (it faces +y): "left" is -x, "near" is towards it.
 """
@@ -31,6 +35,9 @@ REGION_MARGIN = 0.03  # metres, about an object's half-width: nearer a dividing 
 STAGES = ("just started", "about halfway", "almost done", "finished")
 GRIPPER_NEXT = ("close on something", "open", "keep its grip while moving", "nothing more, the task is done")
 DIRECTIONS = ("up", "down", "sideways", "towards or away from the robot")
+# the farthest task an anchored backward question reaches back to (a task and its gap last ~3 s)
+MAX_TASKS_BACK = 6
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,16 @@ class QuestionGenerator:
     def _span(self, first: int, last: int) -> tuple[float, float]:
         return (self._time(first), self._time(max(first, last)))
 
+    def _closes(self, first: int, last: int) -> list[int]:
+        """Frames in ``[first, last)`` at which the gripper command closed."""
+        g = self.stream.gripper_open
+        return [i for i in range(max(1, first), last) if gripper_closed(g[i - 1], g[i])]
+
+    def _older_task(self, e: int, usable) -> int | None:  # noqa: ANN001 - callable: episode number -> bool
+        """How many tasks back (2 to ``MAX_TASKS_BACK``) a random earlier task for which ``usable`` holds is."""
+        candidates = [k for k in range(2, min(e, MAX_TASKS_BACK) + 1) if usable(e - k)]
+        return int(self.rng.choice(candidates)) if candidates else None
+
     def _make(
         self,
         level: str,
@@ -155,7 +172,7 @@ class QuestionGenerator:
                     REGIONS,
                 )
             )
-        closes = [i for i in range(1, frame + 1) if gripper_closed(s.gripper_open[i - 1], s.gripper_open[i])]
+        closes = self._closes(1, frame + 1)
         if closes and int(s.episode[closes[-1]]) < e:  # the last grasp happened in an earlier task
             last = closes[-1]
             questions.append(
@@ -167,6 +184,40 @@ class QuestionGenerator:
                     self._span(last, last + 1),
                     "Over which part of the table was the gripper when it last closed?",
                     region(s.gripper[last]),
+                    REGIONS,
+                )
+            )
+        # anchored further back (two to six tasks ago): event-level questions whose evidence is older
+        back = self._older_task(e, lambda n: clear_region(s.object[s.episodes[n].start]) is not None)
+        if back is not None:
+            earlier = s.episodes[e - back]
+            questions.append(
+                self._make(
+                    "perception",
+                    "backward",
+                    "object_region_start_k_ago",
+                    frame,
+                    self._span(earlier.start, earlier.start + 2),
+                    f"At the start of the task {NUMBER_WORDS[back]} tasks ago, over which part of the table was "
+                    "the object you handled?",
+                    str(clear_region(s.object[earlier.start])),
+                    REGIONS,
+                )
+            )
+        back = self._older_task(e, lambda n: bool(self._closes(s.episodes[n].start, s.episodes[n].end)))
+        if back is not None:
+            earlier = s.episodes[e - back]
+            close = self._closes(earlier.start, earlier.end)[-1]
+            questions.append(
+                self._make(
+                    "perception",
+                    "backward",
+                    "gripper_region_close_k_ago",
+                    frame,
+                    self._span(close, close + 1),
+                    f"Over which part of the table was the gripper when it last closed during the task "
+                    f"{NUMBER_WORDS[back]} tasks ago?",
+                    region(s.gripper[close]),
                     REGIONS,
                 )
             )

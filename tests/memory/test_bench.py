@@ -97,7 +97,8 @@ def test_backward_accuracy_is_binned_by_the_evidence_age_when_asked() -> None:
     assert bins["0-2s"] == {"questions": 1, "correct": 1, "accuracy": 1.0}
     assert bins["2-4s"] == {"questions": 1, "correct": 1, "accuracy": 1.0}
     assert bins["4-8s"] == {"questions": 0, "correct": 0, "accuracy": None}
-    assert bins[">=8s"] == {"questions": 2, "correct": 1, "accuracy": 0.5}
+    assert bins["8-16s"] == {"questions": 1, "correct": 1, "accuracy": 1.0}
+    assert bins[">=16s"] == {"questions": 1, "correct": 0, "accuracy": 0.0}
     assert report["age_seconds"] == {"min": 0.5, "median": 6.0, "max": 19.0}
 
 

@@ -68,6 +68,47 @@ def test_answers_are_correct_by_construction(stream):
     assert at_39["task_stage"] == "finished" and at_39["gripper_next"] == "nothing more, the task is done"
 
 
+def extended(stream: Stream) -> Stream:
+    """The fixture followed by door-open (frames 40-49) and window-open (50-59), both far right, no grasp."""
+    n, more = len(stream), 20
+
+    def grow(values: np.ndarray, fill) -> np.ndarray:  # noqa: ANN001
+        return np.concatenate([values, np.broadcast_to(fill, (more, *values.shape[1:]))])
+
+    return Stream(
+        images=grow(stream.images, 0), times=np.arange(n + more) * 0.1,
+        episode=np.concatenate([stream.episode, np.repeat([4, 5], 10)]),
+        gripper_open=grow(stream.gripper_open, 1.0), gripper=grow(stream.gripper, [0.2, 0.8, 0.2]),
+        object=grow(stream.object, [0.1, 0.7, 0.0]), goal=grow(stream.goal, [0.0, 0.9, 0.1]),
+        episodes=[*stream.episodes, StreamEpisode("door-open", "open the door", 4, 40, 50, [44, 49], 48),
+                  StreamEpisode("window-open", "open the window", 5, 50, 60, [54, 59], 58)],
+    )  # fmt: skip
+
+
+def test_anchored_backward_questions_reach_further_back(stream):
+    """Two to six tasks back: the object's region at a task's start and the gripper's at its last close."""
+    objects = ["drawer", "button", "puck", "door", "window"]
+    words = {"two": 2, "three": 3, "four": 4, "five": 5}
+    long = extended(stream)
+    seen_back = set()
+    for seed in range(12):
+        at_55 = {q.template: q for q in QuestionGenerator(long, 0, seed=seed, objects=objects).at(55)}
+        start = at_55["object_region_start_k_ago"]
+        back = next(words[w] for w in words if f" {w} tasks ago" in start.question)
+        # the object at the start of drawer-close, pick-place, button-press, drawer-open
+        assert start.options[start.answer] == {2: "far right", 3: "near right", 4: "near left", 5: "far right"}[back]
+        assert start.evidence == pytest.approx((long.times[long.episodes[5 - back].start],
+                                                long.times[long.episodes[5 - back].start + 2]))  # fmt: skip
+        seen_back.add(back)
+        close = at_55["gripper_region_close_k_ago"]  # only pick-place (three tasks ago) closed the gripper
+        assert "three tasks ago" in close.question and close.options[close.answer] == "near left"
+        assert close.evidence == pytest.approx((2.4, 2.5))  # the close and the frame after it
+    assert seen_back == {2, 3, 4, 5}
+    at_32 = answers(QuestionGenerator(stream, 0, seed=0, objects=objects).at(32))
+    assert "gripper_region_close_k_ago" not in at_32  # the only grasp was one task before: not "two or more"
+    assert at_32["object_region_start_k_ago"] in ("near left", "far right")  # button-press or drawer-open
+
+
 def test_object_regions_are_asked_only_when_the_object_is_clearly_inside_a_quarter(stream):
     objects = ["drawer", "button", "puck", "door", "window"]
     stream.object[20:29] = [0.01, 0.5, 0.0]  # the puck starts 1 cm right of the centre line: no picture settles it
