@@ -54,6 +54,7 @@ class BenchConfig:
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
+    older_tasks: bool = False  # also questions two to six tasks back (qa.py; tried, not learned: BENCHMARKS.md)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
 
@@ -222,7 +223,9 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
 
     vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
     questions = [
-        QuestionGenerator(s, i, config.seed, vocabulary).sample(config.questions_per_stream, min_frame)
+        QuestionGenerator(s, i, config.seed, vocabulary, config.older_tasks).sample(
+            config.questions_per_stream, min_frame
+        )
         for i, s in enumerate(streams)
     ]
     # The test set is balanced as a whole, so no set-wide prior is worth anything there (the blind bound checks

@@ -50,6 +50,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="train the reader on every question template equally often (tried; no measurable change, BENCHMARKS.md)",
     )
     bench.add_argument(
+        "--older-tasks",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also ask about moments two to six tasks back (tried: the reader learned neither; BENCHMARKS.md)",
+    )
+    bench.add_argument(
         "--sources-per-question", type=int, default=6, help="memories each training question is read from"
     )
     bench.add_argument("--seed", type=int, default=0)
@@ -115,6 +121,7 @@ def _bench(args: argparse.Namespace) -> int:
         encoder_scenes_per_task=args.encoder_scenes,
         pointer_loss_weight=args.pointer_loss_weight,
         balance_templates=args.balance_templates,
+        older_tasks=args.older_tasks,
         sources_per_question=args.sources_per_question,
         seed=args.seed,
     )

@@ -12,9 +12,8 @@ the oldest task a token covers was (a merged note covers several), so "how many 
 read off the oldest memory rather than counted by the transformer; the token's picture, so "where was the
 object at the start of the previous task" compares each region with the frame the question points at; and the
 gripper position the token records (where it was at a frame, where it last closed in a note), so "where was
-the gripper when it last closed" compares each region with that position (features mark the tokens holding a
-gripper close the evidence shows, a note's or a closed frame whose predecessor in memory was open, and the
-newest of them; "when it last closed during the task three tasks ago" needs the older ones). The
+the gripper when it last closed" compares each region with that position (a feature marks the token with the
+newest close the evidence shows: a note's, or a closed frame whose predecessor in memory was open). The
 object position the frame encoder perceived in a token's frame and a flag on each task's earliest frame in
 the evidence are token features the transformer reads. Each pointer has a gate per question. The same model
 with ``use_memory=False`` is the blind bound (question and options only).
@@ -57,15 +56,14 @@ class ReaderExample:
 # covers), time in task, merged, tasks ago of the oldest task it covers, then the gripper's position over the
 # table (x and y from the table's centre, in decimetres; for a note, where the gripper last closed in it)
 # and whether the token has one; whether the token holds the newest gripper close the evidence shows; where
-# the frame encoder saw the object (same units); whether the token is the earliest frame the evidence holds of
-# its task; last, whether it holds any gripper close the evidence shows
-FEATURES = 19
+# the frame encoder saw the object (same units); last, whether the token is the earliest frame the evidence
+# holds of its task
+FEATURES = 18
 TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
 POSITION_FEATURES = slice(10, 13)
 NEWEST_CLOSE_FEATURE = 13
 OBJECT_FEATURES = slice(14, 17)
 TASK_START_FEATURE = 17
-CLOSE_FEATURE = 18
 CUE_SCALE = 5.0  # attention logits per unit of a pointer's cue weight
 POINTER_SCALE = 10.0  # option logits per unit of a pointer's agreement (at gate 1)
 
@@ -129,7 +127,6 @@ def example_from_evidence(
                     0.0,  # NEWEST_CLOSE_FEATURE, set below
                     *position_features(None if kind == 3 else facts.get("object_position")),  # OBJECT_FEATURES
                     0.0,  # TASK_START_FEATURE, set below
-                    0.0,  # CLOSE_FEATURE, set below
                 ]
             )
             kinds.append(kind)
@@ -173,9 +170,6 @@ def example_from_evidence(
     if closes:
         for row in max(closes, key=lambda close: close[0])[1]:
             features[row][NEWEST_CLOSE_FEATURE] = 1.0
-    for _, rows in closes:
-        for row in rows:
-            features[row][CLOSE_FEATURE] = 1.0
     for _, rows in starts.values():
         for row in rows:
             features[row][TASK_START_FEATURE] = 1.0
@@ -214,11 +208,11 @@ class MemoryReader(nn.Module):
         self.text_pointer = Pointer(width, self.text_projection, self.text_projection)
         self.count_pointer = Pointer(width, nn.Linear(text_dim, width), self.oldest_tasks_ago)
         self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
-        # gripper position; cues: newest close, any close, now. The perceived object position is a token feature
-        # only: a second position pointer over it (cues: task start, now) took the gripper questions' gradient
+        # gripper position; cues: newest close, now. The perceived object position is a token feature only:
+        # a second position pointer over it (cues: task start, now) took the gripper questions' gradient
         # (last-close 1.00 -> 0.29 in the benchmark) and added nothing measurable to the object questions
         where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
-        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=3)
+        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits (in training, each pointer's own option logits go to ``pointer_logits``)."""
@@ -246,7 +240,7 @@ class MemoryReader(nn.Module):
             pointers = ((self.text_pointer, texts), (self.count_pointer, oldest),
                         (self.picture_pointer, pictures))  # fmt: skip
             features, now = batch["features"], (batch["kinds"] == 0).float()
-            cues = torch.stack([features[..., NEWEST_CLOSE_FEATURE], features[..., CLOSE_FEATURE], now], dim=-1)
+            cues = torch.stack([features[..., NEWEST_CLOSE_FEATURE], now], dim=-1)
             pointers += ((self.position_pointer, positions, cues),)
             for pointer, contents, *cue in pointers:
                 weight, agreement = pointer(pooled, read, mask, contents, choices, *cue)

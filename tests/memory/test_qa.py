@@ -92,7 +92,8 @@ def test_anchored_backward_questions_reach_further_back(stream):
     long = extended(stream)
     seen_back = set()
     for seed in range(12):
-        at_55 = {q.template: q for q in QuestionGenerator(long, 0, seed=seed, objects=objects).at(55)}
+        generator = QuestionGenerator(long, 0, seed=seed, objects=objects, older_tasks=True)
+        at_55 = {q.template: q for q in generator.at(55)}
         start = at_55["object_region_start_k_ago"]
         back = next(words[w] for w in words if f" {w} tasks ago" in start.question)
         # the object at the start of drawer-close, pick-place, button-press, drawer-open
@@ -104,7 +105,9 @@ def test_anchored_backward_questions_reach_further_back(stream):
         assert "three tasks ago" in close.question and close.options[close.answer] == "near left"
         assert close.evidence == pytest.approx((2.4, 2.5))  # the close and the frame after it
     assert seen_back == {2, 3, 4, 5}
-    at_32 = answers(QuestionGenerator(stream, 0, seed=0, objects=objects).at(32))
+    default = answers(QuestionGenerator(long, 0, seed=0, objects=objects).at(55))  # off unless asked for
+    assert not {"object_region_start_k_ago", "gripper_region_close_k_ago"} & set(default)
+    at_32 = answers(QuestionGenerator(stream, 0, seed=0, objects=objects, older_tasks=True).at(32))
     assert "gripper_region_close_k_ago" not in at_32  # the only grasp was one task before: not "two or more"
     assert at_32["object_region_start_k_ago"] in ("near left", "far right")  # button-press or drawer-open
 

@@ -9,7 +9,6 @@ import torch
 from cortico.memory import reader as reader_module
 from cortico.memory.qa import TABLE_CENTRE
 from cortico.memory.reader import (
-    CLOSE_FEATURE,
     FEATURES,
     NEWEST_CLOSE_FEATURE,
     OBJECT_FEATURES,
@@ -196,7 +195,7 @@ def test_the_earliest_frame_of_each_task_and_the_perceived_object_position_are_f
     assert np.allclose(known[1, :2], [10.0 * (0.1 - TABLE_CENTRE[0]), 10.0 * (0.6 - TABLE_CENTRE[1])])
 
 
-def test_the_gripper_closes_in_the_evidence_and_the_newest_one_are_marked() -> None:
+def test_the_newest_gripper_close_in_the_evidence_is_marked() -> None:
     def item(time: float, gripper_open: float) -> MemoryItem:
         return MemoryItem(int(time), time, FUZZY, np.ones((1, FRAME), np.float32), {"gripper_open": gripper_open})
 
@@ -204,21 +203,18 @@ def test_the_gripper_closes_in_the_evidence_and_the_newest_one_are_marked() -> N
         facts = {} if close_time is None else {"close_position": (0.1, 0.7, 0.0), "close_time": close_time}
         return MemoryNote(end - 1.0, end, np.ones(FRAME, np.float32), facts)
 
-    def marked(items: list[MemoryItem], notes: list[MemoryNote], feature: int = NEWEST_CLOSE_FEATURE) -> list[int]:
+    def marked(items: list[MemoryItem], notes: list[MemoryNote]) -> list[int]:
         evidence = Evidence(10.0, items, notes)
         example = example_from_evidence(np.zeros(TEXT, np.float32), np.zeros((4, TEXT), np.float32),
                                         np.ones((1, FRAME), np.float32), {"gripper_open": 1.0}, evidence,
                                         lambda text: np.zeros(TEXT, np.float32), 0)  # fmt: skip
-        return np.flatnonzero(example.features[:, feature]).tolist()
+        return np.flatnonzero(example.features[:, NEWEST_CLOSE_FEATURE]).tolist()
 
     frames = [item(1.0, 1.0), item(2.0, 0.0), item(3.0, 1.0), item(4.0, 0.0), item(5.0, 0.0)]
     assert marked(frames, []) == [4]  # row 0 is "now"; the close seen between t=3 (open) and t=4 (closed)
     assert marked(frames, [note(6.0, 4.5), note(8.0, None)]) == [6]  # a note's close at t=4.5 is newer
     assert marked(frames[:1], [note(8.0, None)]) == []  # no close anywhere
     assert marked(frames, [note(6.0, 3.5)]) == [6]  # the close between t=3 and t=4 is the note's, at its moment
-    # every close is marked too: frames after an open one (rows 2, 4) and notes with a close (row 6, not row 7)
-    assert marked(frames, [note(6.0, 4.5), note(8.0, None)], CLOSE_FEATURE) == [2, 4, 6]
-    assert marked(frames, [note(6.0, 3.5)], CLOSE_FEATURE) == [2, 6]  # the t=3..4 close is the note's
 
 
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
