@@ -7,9 +7,9 @@ one correct by construction, and records its evidence time span. Backward questi
 back (where the object was when one began, where the gripper last closed in it), whose evidence is older. That set
 is off by default: the benchmark's reader learned neither template and lost others with them (BENCHMARKS.md).
 ("Which object came just before the last task with the drawer", the issue's example, was tried earlier: a two-hop
-read no reader learned.) Answers are balanced per template
-(within a stream, then over the whole set with :func:`balance_across_streams`) so a reader that sees only the
-question and options cannot beat chance by much (the "blind" bound checks it).
+read no reader learned.) Answers are balanced per template (within a stream, then over the whole set with
+:func:`balance_across_streams`) so a reader that sees only the question and options cannot beat chance by much
+(the "blind" bound checks it).
 
 Positions are described from the robot's point of view (it faces +y): "left" is -x, "near" is towards it.
 """
