@@ -29,6 +29,7 @@ from cortico.memory.reader import (
     example_from_evidence,
     option_probabilities,
     predict,
+    question_anchor,
     train_reader,
 )
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
@@ -159,8 +160,9 @@ def make_example(q: Question, records: list[FrameRecord], evidence: Evidence | N
     now = records[q.frame]
     options = np.stack([text(o) for o in q.options])
     return example_from_evidence(
-        text(q.question), options, now.tokens, now.facts, evidence, text, q.answer, template=q.template
-    )
+        text(q.question), options, now.tokens, now.facts, evidence, text, q.answer, q.template,
+        question_anchor(q.question),
+    )  # fmt: skip
 
 
 def training_examples(

@@ -80,6 +80,7 @@ class _OpenEvent:
         self.keys: list[FrameRecord] = []  # the event's first frame stays first: the scene as the event began
         self.close_position: tuple[float, ...] | None = None  # where the gripper last closed in this event
         self.close_time: float | None = None
+        self.close_task: int | None = None  # the command number that close belongs to
         # the gripper command of the frame before (the previous event's last), so a change at the boundary counts
         self._last_gripper = frame.facts.get("gripper_open") if previous_gripper is None else previous_gripper
         self.add(frame, first=True)
@@ -102,6 +103,7 @@ class _OpenEvent:
             self.gripper_changes += 1
             if gripper_closed(self._last_gripper, gripper) and frame.facts.get("gripper_position") is not None:
                 self.close_position, self.close_time = tuple(frame.facts["gripper_position"]), frame.time
+                self.close_task = frame.facts.get("task_number")
         self._last_gripper = gripper
         self.success = self.success or bool(frame.facts.get("success", False))
         if "task_number" in frame.facts and frame.facts["task_number"] not in self.task_numbers:
@@ -210,6 +212,8 @@ class CorticoMemory:
             facts["tasks"] = list(event.tasks)
         if event.close_position is not None:
             facts["close_position"], facts["close_time"] = event.close_position, event.close_time
+            if event.close_task is not None:
+                facts["close_task"] = int(event.close_task)
         if event.instructions and self.text_encoder is not None:
             facts["instruction_embedding"] = self._embed(event.instructions[-1])
         keys = (
@@ -251,6 +255,8 @@ class CorticoMemory:
                 newer_close = next((n.facts for n in (b, a) if "close_position" in n.facts), None)
                 if newer_close is not None:
                     facts.update(close_position=newer_close["close_position"], close_time=newer_close["close_time"])
+                    if "close_task" in newer_close:
+                        facts["close_task"] = newer_close["close_task"]
                 merged = MemoryNote(
                     a.start, b.end, (pooled / max(np.linalg.norm(pooled), 1e-12)).astype(np.float32), facts
                 )

@@ -15,8 +15,11 @@ gripper position the token records (where it was at a frame, where it last close
 the gripper when it last closed" compares each region with that position (a feature marks the token with the
 newest close the evidence shows: a note's, or a closed frame whose predecessor in memory was open). The
 object position the frame encoder perceived in a token's frame and a flag on each task's earliest frame in
-the evidence are token features the transformer reads. Each pointer has a gate per question. The same model
-with ``use_memory=False`` is the blind bound (question and options only).
+the evidence are token features the transformer reads. A question that points at an earlier task ("the
+previous task", "four tasks ago": ``question_anchor``) marks that task's tokens, its earliest frame held and
+its newest close held; the text, picture and position pointers may weigh those marks in their attention. Each
+pointer has a gate per question. The same model with ``use_memory=False`` is the blind bound (question and
+options only).
 
 The reader is swappable: anything with ``score(batch) -> (B, 4) logits`` trained on :class:`ReaderExample`
 fits the benchmark (the language modules can replace it).
@@ -24,6 +27,7 @@ fits the benchmark (the language modules can replace it).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,14 +60,16 @@ class ReaderExample:
 # covers), time in task, merged, tasks ago of the oldest task it covers, then the gripper's position over the
 # table (x and y from the table's centre, in decimetres; for a note, where the gripper last closed in it)
 # and whether the token has one; whether the token holds the newest gripper close the evidence shows; where
-# the frame encoder saw the object (same units); last, whether the token is the earliest frame the evidence
-# holds of its task
-FEATURES = 18
+# the frame encoder saw the object (same units); whether the token is the earliest frame the evidence
+# holds of its task; last, the question's anchor (see ``question_anchor``): whether the token covers the task
+# the question points at, is the earliest frame held of it, holds the newest close held in it
+FEATURES = 21
 TASKS_AGO_FEATURE, OLDEST_TASKS_AGO_FEATURE, MAX_TASKS_AGO = 6, 9, 15
 POSITION_FEATURES = slice(10, 13)
 NEWEST_CLOSE_FEATURE = 13
 OBJECT_FEATURES = slice(14, 17)
 TASK_START_FEATURE = 17
+ANCHOR_FEATURE, ANCHOR_START_FEATURE, ANCHOR_CLOSE_FEATURE = 18, 19, 20
 CUE_SCALE = 5.0  # attention logits per unit of a pointer's cue weight
 POINTER_SCALE = 10.0  # option logits per unit of a pointer's agreement (at gate 1)
 
@@ -73,6 +79,26 @@ def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 
     if position is None:
         return [0.0, 0.0, 0.0]
     return [10.0 * (position[0] - TABLE_CENTRE[0]), 10.0 * (position[1] - TABLE_CENTRE[1]), 1.0]
+
+
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+                "thirteen", "fourteen", "fifteen")  # fmt: skip
+_TASKS_AGO = re.compile(r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")\s+tasks?\s+ago\b", re.IGNORECASE)
+_PREVIOUS_TASK = re.compile(r"\b(previous|last)\s+task\b", re.IGNORECASE)
+
+
+def question_anchor(text: str) -> int | None:
+    """How many tasks back a question points ("the previous task" 1, "four tasks ago" 4), or None.
+
+    The reader's input marks the tokens of that task (``ANCHOR_FEATURE`` and the two after it), so finding
+    "the start of the task four tasks ago" is a lookup rather than number words the transformer must learn to
+    match with its tokens' task counts (a run without it learned neither such template: BENCHMARKS.md).
+    """
+    match = _TASKS_AGO.search(text)
+    if match:
+        word = match.group(1).lower()
+        return int(word) if word.isdigit() else NUMBER_WORDS.index(word) + 1
+    return 1 if _PREVIOUS_TASK.search(text) else None
 
 
 def tasks_ago(features: torch.Tensor, feature: int = TASKS_AGO_FEATURE) -> torch.Tensor:
@@ -89,12 +115,18 @@ def example_from_evidence(
     instruction_embedding,  # noqa: ANN001 - callable: text -> (T,) array
     answer: int,
     template: str = "",
+    anchor: int | None = None,
 ) -> ReaderExample:
-    """Assemble the reader's tokens for a question asked now (``evidence`` None: the blind bound)."""
+    """Assemble the reader's tokens for a question asked now (``evidence`` None: the blind bound).
+
+    ``anchor``: how many tasks back the question points (``question_anchor`` of its text), marked on the tokens.
+    """
     tokens, features, kinds, texts = [], [], [], []
     current_task = now_facts.get("task_number", 0)
-    frames: list[tuple[float, float, range]] = []  # (time, gripper command, its token rows) of every frame token
-    closes: list[tuple[float, range]] = []  # (time, token rows) of every gripper close the evidence shows
+    anchored = None if anchor is None else current_task - anchor  # the task number the question points at
+    # (time, gripper command, its token rows, task number) of every frame token
+    frames: list[tuple[float, float, range, int | None]] = []
+    closes: list[tuple[float, range, int | None]] = []  # (time, rows, task) of every gripper close the evidence shows
     starts: dict[int, tuple[float, range]] = {}  # task number -> (time, token rows) of its earliest frame token
 
     def add(
@@ -127,13 +159,16 @@ def example_from_evidence(
                     0.0,  # NEWEST_CLOSE_FEATURE, set below
                     *position_features(None if kind == 3 else facts.get("object_position")),  # OBJECT_FEATURES
                     0.0,  # TASK_START_FEATURE, set below
+                    float(anchored is not None and min(numbers) <= anchored <= max(numbers)),  # ANCHOR_FEATURE
+                    0.0,  # ANCHOR_START_FEATURE, set below
+                    0.0,  # ANCHOR_CLOSE_FEATURE, set below
                 ]
             )
             kinds.append(kind)
             texts.append(facts.get("instruction") or (facts.get("instructions") or [""])[-1])
         rows = range(first, len(tokens))
         if kind != 3 and "gripper_open" in facts:
-            frames.append((-age, float(facts["gripper_open"]), rows))
+            frames.append((-age, float(facts["gripper_open"]), rows, facts.get("task_number")))
         if kind != 3 and "task_number" in facts:
             number = int(facts["task_number"])
             if number not in starts or -age < starts[number][0]:
@@ -155,24 +190,31 @@ def example_from_evidence(
                 note.facts.get("close_position"),
             )
             if "close_position" in note.facts:
-                closes.append((note.facts.get("close_time", note.end) - evidence.time, rows))
+                task = note.facts.get("close_task", max(note.facts.get("task_numbers") or [None]))
+                closes.append((note.facts.get("close_time", note.end) - evidence.time, rows, task))
             for key in note.key_frames:
                 add(key.vectors, 2, evidence.time - key.time, key.facts)
     # a close is also seen between two frames in memory, the earlier open and the later closed, unless a note
     # recorded a close between them (the same close, at its exact moment)
     frames.sort(key=lambda frame: frame[0])
-    recorded = [time for time, _ in closes]
+    recorded = [close[0] for close in closes]
     closes += [
-        (later[0], later[2])
+        (later[0], later[2], later[3])
         for earlier, later in zip(frames, frames[1:])
         if gripper_closed(earlier[1], later[1]) and not any(earlier[0] < t <= later[0] for t in recorded)
     ]
+    flagged = []  # (feature, token rows)
     if closes:
-        for row in max(closes, key=lambda close: close[0])[1]:
-            features[row][NEWEST_CLOSE_FEATURE] = 1.0
-    for _, rows in starts.values():
+        flagged.append((NEWEST_CLOSE_FEATURE, max(closes, key=lambda close: close[0])[1]))
+    flagged += [(TASK_START_FEATURE, rows) for _, rows in starts.values()]
+    if anchored in starts:
+        flagged.append((ANCHOR_START_FEATURE, starts[anchored][1]))
+    in_anchored_task = [close for close in closes if anchored is not None and close[2] == anchored]
+    if in_anchored_task:
+        flagged.append((ANCHOR_CLOSE_FEATURE, max(in_anchored_task, key=lambda close: close[0])[1]))
+    for feature, rows in flagged:
         for row in rows:
-            features[row][TASK_START_FEATURE] = 1.0
+            features[row][feature] = 1.0
     text_vectors = np.stack([instruction_embedding(t) for t in texts])
     return ReaderExample(
         question=question_embedding.astype(np.float32),
@@ -205,14 +247,16 @@ class MemoryReader(nn.Module):
         self.score_head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Linear(width, 1))
         self.text_projection = nn.Linear(text_dim, width)  # instruction texts and options, one space
         # pointers: which read token the question points at, and how alike each option is to what it holds
-        self.text_pointer = Pointer(width, self.text_projection, self.text_projection)
+        # cue: the anchored task's tokens
+        self.text_pointer = Pointer(width, self.text_projection, self.text_projection, cues=1)
         self.count_pointer = Pointer(width, nn.Linear(text_dim, width), self.oldest_tasks_ago)
-        self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim, width))
-        # gripper position; cues: newest close, now. The perceived object position is a token feature only:
-        # a second position pointer over it (cues: task start, now) took the gripper questions' gradient
+        # a frame's picture and where the frame encoder saw the object in it; cue: the anchored task's start
+        self.picture_pointer = Pointer(width, nn.Linear(text_dim, width), nn.Linear(frame_dim + 3, width), cues=1)
+        # gripper position; cues: newest close, now, newest close in the anchored task. A second position
+        # pointer over the perceived object (cues: task start, now) took the gripper questions' gradient
         # (last-close 1.00 -> 0.29 in the benchmark) and added nothing measurable to the object questions
         where = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
-        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=2)
+        self.position_pointer = Pointer(width, nn.Linear(text_dim, width), where, cues=3)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(B, 4)`` option logits (in training, each pointer's own option logits go to ``pointer_logits``)."""
@@ -235,13 +279,16 @@ class MemoryReader(nn.Module):
             read, mask, choices = encoded[:, 1:], batch["mask"], batch["options"]
             texts = batch["tokens"][..., self.frame_dim :]
             oldest = tasks_ago(batch["features"], OLDEST_TASKS_AGO_FEATURE)
-            pictures = batch["tokens"][..., : self.frame_dim]
-            positions = batch["features"][..., POSITION_FEATURES]
-            pointers = ((self.text_pointer, texts), (self.count_pointer, oldest),
-                        (self.picture_pointer, pictures))  # fmt: skip
             features, now = batch["features"], (batch["kinds"] == 0).float()
-            cues = torch.stack([features[..., NEWEST_CLOSE_FEATURE], now], dim=-1)
-            pointers += ((self.position_pointer, positions, cues),)
+            pictures = torch.cat([batch["tokens"][..., : self.frame_dim], features[..., OBJECT_FEATURES]], dim=-1)
+            positions = features[..., POSITION_FEATURES]
+            cues = torch.stack([features[..., NEWEST_CLOSE_FEATURE], now, features[..., ANCHOR_CLOSE_FEATURE]], dim=-1)
+            pointers = (
+                (self.text_pointer, texts, features[..., ANCHOR_FEATURE : ANCHOR_FEATURE + 1]),
+                (self.count_pointer, oldest),
+                (self.picture_pointer, pictures, features[..., ANCHOR_START_FEATURE : ANCHOR_START_FEATURE + 1]),
+                (self.position_pointer, positions, cues),
+            )
             for pointer, contents, *cue in pointers:
                 weight, agreement = pointer(pooled, read, mask, contents, choices, *cue)
                 scores = scores + weight * agreement
@@ -257,7 +304,8 @@ class Pointer(nn.Module):
     compared (cosine) with the attended tokens' contents, projected by ``contents``; a gate per question
     (softplus, starting nearly off) says how much the pointer counts. With ``cues``, each question also
     weighs ``C`` token flags ``(B, N, C)`` directly in its attention (the position pointer: "holds the newest
-    gripper close", "is the present frame"), so it need not learn to find them through the transformer.
+    gripper close", "is the present frame", "holds the newest close of the anchored task"), so it need not
+    learn to find them through the transformer.
     """
 
     def __init__(self, width: int, options: nn.Module, contents: nn.Module, cues: int = 0) -> None:

@@ -9,6 +9,9 @@ import torch
 from cortico.memory import reader as reader_module
 from cortico.memory.qa import TABLE_CENTRE
 from cortico.memory.reader import (
+    ANCHOR_CLOSE_FEATURE,
+    ANCHOR_FEATURE,
+    ANCHOR_START_FEATURE,
     FEATURES,
     NEWEST_CLOSE_FEATURE,
     OBJECT_FEATURES,
@@ -23,6 +26,7 @@ from cortico.memory.reader import (
     length_buckets,
     option_probabilities,
     predict,
+    question_anchor,
     template_weights,
     train_reader,
 )
@@ -215,6 +219,83 @@ def test_the_newest_gripper_close_in_the_evidence_is_marked() -> None:
     assert marked(frames, [note(6.0, 4.5), note(8.0, None)]) == [6]  # a note's close at t=4.5 is newer
     assert marked(frames[:1], [note(8.0, None)]) == []  # no close anywhere
     assert marked(frames, [note(6.0, 3.5)]) == [6]  # the close between t=3 and t=4 is the note's, at its moment
+
+
+@pytest.mark.parametrize(
+    ("text", "anchor"),
+    [
+        ("At the start of the previous task, over which part of the table was the object you handled?", 1),
+        ("Which object did you work with in the previous task?", 1),
+        ("Which object did you work with two tasks ago?", 2),
+        ("At the start of the task four tasks ago, over which part of the table was the object you handled?", 4),
+        ("Over which part of the table was the gripper when it last closed during the task six tasks ago?", 6),
+        ("What did you pick up 12 tasks ago?", 12),
+        ("Over which part of the table was the gripper when it last closed?", None),
+        ("How many tasks had you finished before the current one?", None),
+        ("Which object are you working with now?", None),
+    ],
+)
+def test_a_question_anchor_is_how_many_tasks_back_its_words_point(text: str, anchor: int | None) -> None:
+    assert question_anchor(text) == anchor
+
+
+def test_the_anchored_task_its_earliest_frame_and_its_newest_close_are_marked() -> None:
+    def item(time: float, task: int, gripper_open: float) -> MemoryItem:
+        facts = {"task_number": task, "gripper_open": gripper_open}
+        return MemoryItem(int(time), time, FUZZY, np.ones((1, FRAME), np.float32), facts)
+
+    # task 1: open at t=2, closed at t=3, open at t=4, closed at t=5 (two closes); task 2 from t=6; now task 4
+    items = [item(1.0, 0, 1.0), item(2.0, 1, 1.0), item(3.0, 1, 0.0), item(4.0, 1, 1.0), item(5.0, 1, 0.0),
+             item(6.0, 2, 1.0), item(7.0, 3, 1.0)]  # fmt: skip
+    note = MemoryNote(
+        0.0,
+        1.5,
+        np.ones(FRAME, np.float32),
+        {"task_numbers": [0], "close_position": (0.1, 0.7, 0.0), "close_time": 0.5, "close_task": 0},
+    )
+
+    def marked(anchor: int | None) -> list[list[int]]:
+        evidence = Evidence(8.0, items, [note])
+        example = example_from_evidence(np.zeros(TEXT, np.float32), np.zeros((4, TEXT), np.float32),
+                                        np.ones((1, FRAME), np.float32), {"task_number": 4}, evidence,
+                                        lambda text: np.zeros(TEXT, np.float32), 0, anchor=anchor)  # fmt: skip
+        flags = (ANCHOR_FEATURE, ANCHOR_START_FEATURE, ANCHOR_CLOSE_FEATURE)
+        return [np.flatnonzero(example.features[:, flag]).tolist() for flag in flags]
+
+    # rows: now, the seven items (1-7), the note (8)
+    assert marked(3) == [[2, 3, 4, 5], [2], [5]]  # task 1: its first frame held, its newer close (t=5)
+    assert marked(4) == [[1, 8], [1], [8]]  # task 0: the item and the note; the close is the note's
+    assert marked(2) == [[6], [6], []]  # task 2 shows no close
+    assert marked(None) == [[], [], []]
+    assert marked(9) == [[], [], []]  # further back than the stream
+
+
+def _anchored_start_examples(count: int, seed: int, regions: np.ndarray, looks: np.ndarray) -> list[ReaderExample]:
+    """Six task starts with pictures of random regions; every question reads alike, only the anchor flag differs."""
+    rng = np.random.default_rng(seed)
+    question = np.eye(TEXT, dtype=np.float32)[7]
+    examples = []
+    for _ in range(count):
+        shown, back = rng.integers(0, 4, size=6), int(rng.integers(1, 6))
+        features = np.zeros((6, FEATURES), np.float32)
+        features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0
+        features[:, TASK_START_FEATURE] = 1.0
+        features[back, ANCHOR_FEATURE] = features[back, ANCHOR_START_FEATURE] = 1.0
+        pictures = looks[shown] + 0.3 * rng.normal(size=(6, FRAME)).astype(np.float32)
+        tokens = np.concatenate([pictures, rng.normal(size=(6, TEXT)).astype(np.float32)], axis=1)
+        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 2), int(shown[back])))
+    return examples
+
+
+def test_the_reader_answers_from_the_start_of_the_task_the_question_is_anchored_to() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(6)
+    regions, looks = rng.normal(size=(4, TEXT)).astype(np.float32), rng.normal(size=(4, FRAME)).astype(np.float32)
+    reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
+    train_reader(reader, _anchored_start_examples(600, 1, regions, looks), steps=400, batch_size=32)
+    test = _anchored_start_examples(200, 2, regions, looks)
+    accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
+    assert accuracy > 0.8, accuracy  # chance 0.25: the question's words are the same whichever task it means
 
 
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
