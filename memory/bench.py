@@ -55,7 +55,7 @@ class BenchConfig:
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
-    older_tasks: bool = False  # also questions two to six tasks back (qa.py; tried, not learned: BENCHMARKS.md)
+    older_tasks: bool = False  # also questions two to six tasks back (qa.py; BENCHMARKS.md)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
 

@@ -53,7 +53,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--older-tasks",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="also ask about moments two to six tasks back (tried: the reader learned neither; BENCHMARKS.md)",
+        help="also ask about moments two to six tasks back (learned with the reader's task anchor; BENCHMARKS.md)",
     )
     bench.add_argument(
         "--sources-per-question", type=int, default=6, help="memories each training question is read from"
