@@ -38,7 +38,9 @@ GRIPPER_NEXT = ("close on something", "open", "keep its grip while moving", "not
 DIRECTIONS = ("up", "down", "sideways", "towards or away from the robot")
 # the farthest task an anchored backward question reaches back to (a task and its gap last ~3 s)
 MAX_TASKS_BACK = 6
-NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+# a count in words, by its value (NUMBER_WORDS[4] is "four"); the reader reads questions' anchors with them too
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "thirteen", "fourteen", "fifteen")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cortico.memory.qa import TABLE_CENTRE
+from cortico.memory.qa import NUMBER_WORDS, TABLE_CENTRE
 from cortico.memory.records import CLEAR, Evidence, gripper_closed
 
 AGE_SCALE = 60.0  # seconds: ages are given to the reader in minutes
@@ -81,8 +81,6 @@ def position_features(position) -> list[float]:  # noqa: ANN001 - a sequence of 
     return [10.0 * (position[0] - TABLE_CENTRE[0]), 10.0 * (position[1] - TABLE_CENTRE[1]), 1.0]
 
 
-NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-                "thirteen", "fourteen", "fifteen")  # fmt: skip
 _TASKS_AGO = re.compile(r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")\s+tasks?\s+ago\b", re.IGNORECASE)
 _PREVIOUS_TASK = re.compile(r"\b(previous|last)\s+task\b", re.IGNORECASE)
 
@@ -97,7 +95,7 @@ def question_anchor(text: str) -> int | None:
     match = _TASKS_AGO.search(text)
     if match:
         word = match.group(1).lower()
-        return int(word) if word.isdigit() else NUMBER_WORDS.index(word) + 1
+        return int(word) if word.isdigit() else NUMBER_WORDS.index(word)
     return 1 if _PREVIOUS_TASK.search(text) else None
 
 

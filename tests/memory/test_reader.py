@@ -112,18 +112,28 @@ def test_the_reader_reads_how_many_tasks_ago_the_oldest_memory_began() -> None:
     assert accuracy > 0.8, accuracy  # chance is 0.25
 
 
-def _picture_examples(count: int, seed: int, regions: np.ndarray, looks: np.ndarray) -> list[ReaderExample]:
-    """Six memories whose pictures show one of four regions; the question asks what the previous task's showed."""
+def _picture_examples(
+    count: int, seed: int, regions: np.ndarray, looks: np.ndarray, anchored: bool = False
+) -> list[ReaderExample]:
+    """Six memories whose pictures show one of four regions; the question asks what the previous task's showed.
+
+    ``anchored``: each memory is a task start and the question means one 1-5 tasks back, the same words for
+    each; only the anchor marks (``ANCHOR_FEATURE``, ``ANCHOR_START_FEATURE``) tell which.
+    """
     rng = np.random.default_rng(seed)
-    question = np.eye(TEXT, dtype=np.float32)[5]
+    question = np.eye(TEXT, dtype=np.float32)[7 if anchored else 5]
     examples = []
     for _ in range(count):
         shown = rng.integers(0, 4, size=6)  # the region in the picture of the memory 0..5 tasks ago
+        back = int(rng.integers(1, 6)) if anchored else 1
         features = np.zeros((6, FEATURES), np.float32)
         features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0
+        if anchored:
+            features[:, TASK_START_FEATURE] = 1.0
+            features[back, ANCHOR_FEATURE] = features[back, ANCHOR_START_FEATURE] = 1.0
         pictures = looks[shown] + 0.3 * rng.normal(size=(6, FRAME)).astype(np.float32)
         tokens = np.concatenate([pictures, rng.normal(size=(6, TEXT)).astype(np.float32)], axis=1)
-        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 2), int(shown[1])))
+        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 2), int(shown[back])))
     return examples
 
 
@@ -270,30 +280,13 @@ def test_the_anchored_task_its_earliest_frame_and_its_newest_close_are_marked() 
     assert marked(9) == [[], [], []]  # further back than the stream
 
 
-def _anchored_start_examples(count: int, seed: int, regions: np.ndarray, looks: np.ndarray) -> list[ReaderExample]:
-    """Six task starts with pictures of random regions; every question reads alike, only the anchor flag differs."""
-    rng = np.random.default_rng(seed)
-    question = np.eye(TEXT, dtype=np.float32)[7]
-    examples = []
-    for _ in range(count):
-        shown, back = rng.integers(0, 4, size=6), int(rng.integers(1, 6))
-        features = np.zeros((6, FEATURES), np.float32)
-        features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0
-        features[:, TASK_START_FEATURE] = 1.0
-        features[back, ANCHOR_FEATURE] = features[back, ANCHOR_START_FEATURE] = 1.0
-        pictures = looks[shown] + 0.3 * rng.normal(size=(6, FRAME)).astype(np.float32)
-        tokens = np.concatenate([pictures, rng.normal(size=(6, TEXT)).astype(np.float32)], axis=1)
-        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 2), int(shown[back])))
-    return examples
-
-
 def test_the_reader_answers_from_the_start_of_the_task_the_question_is_anchored_to() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(6)
     regions, looks = rng.normal(size=(4, TEXT)).astype(np.float32), rng.normal(size=(4, FRAME)).astype(np.float32)
     reader = MemoryReader(FRAME, TEXT, width=32, layers=1)
-    train_reader(reader, _anchored_start_examples(600, 1, regions, looks), steps=400, batch_size=32)
-    test = _anchored_start_examples(200, 2, regions, looks)
+    train_reader(reader, _picture_examples(600, 1, regions, looks, anchored=True), steps=400, batch_size=32)
+    test = _picture_examples(200, 2, regions, looks, anchored=True)
     accuracy = np.mean(predict(reader, test) == np.array([e.answer for e in test]))
     assert accuracy > 0.8, accuracy  # chance 0.25: the question's words are the same whichever task it means
 
