@@ -5,7 +5,8 @@ fill the grid {perception, interaction, planning} x {backward, real-time, forwar
 one correct by construction, and records its evidence time span. Backward questions ask about the last tasks
 (which object, where the gripper last closed); with ``older_tasks``, also about single moments of tasks two to six
 back (where the object was when one began, where the gripper last closed in it), whose evidence is older. That set
-is off by default: the benchmark's reader learned neither template and lost others with them (BENCHMARKS.md).
+is off by default: the reader learns it only with its task anchor (``reader.question_anchor``), measured on one
+seed, and the default questions have not been re-run with the anchor (BENCHMARKS.md).
 ("Which object came just before the last task with the drawer", the issue's example, was tried earlier: a two-hop
 read no reader learned.) Answers are balanced per template (within a stream, then over the whole set with
 :func:`balance_across_streams`) so a reader that sees only the question and options cannot beat chance by much
