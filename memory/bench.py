@@ -22,7 +22,7 @@ import numpy as np
 
 from cortico.memory.factory import make_memory
 from cortico.memory.frame_encoder import ProbeFrameEncoder, perceive, train_probe_encoder
-from cortico.memory.qa import Question, QuestionGenerator, balance_across_streams, region
+from cortico.memory.qa import Question, balance_across_streams, gripper_closes, region, stream_questions
 from cortico.memory.reader import (
     MemoryReader,
     ReaderExample,
@@ -55,7 +55,7 @@ class BenchConfig:
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
-    older_tasks: bool = False  # also questions two to six tasks back (qa.py; BENCHMARKS.md)
+    older_tasks: bool = True  # also questions two to six tasks back (qa.py; BENCHMARKS.md)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
 
@@ -125,7 +125,9 @@ def perception_quality(streams: list[Stream], records: list[list[FrameRecord]]) 
     """How well the encoder's perceived object position matches the simulator's.
 
     Over every frame of ``streams``, and over each task's first frame (what the question about the start of the
-    previous task needs).
+    previous task needs). ``pre_grasp_region_agreement``: how often a frame of a task before its first gripper
+    close shows the object in the quarter where the task started, i.e. how well a reader answering that question
+    from such a frame could do.
     """
 
     def agreement(seen: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -139,6 +141,12 @@ def perception_quality(streams: list[Stream], records: list[list[FrameRecord]]) 
     start_error, start_regions = agreement(
         np.array([r.facts["object_position"] for r, _ in starts]), np.array([t for _, t in starts])
     )
+    pre_grasp = [
+        region(frames[f].facts["object_position"]) == region(s.object[e.start])
+        for s, frames in zip(streams, records)
+        for e in s.episodes
+        for f in range(e.start, next(iter(gripper_closes(s, e.start + 1, e.end)), e.end))
+    ]
     return {
         "median_xy_error_cm": error,
         "region_agreement": regions,
@@ -146,6 +154,8 @@ def perception_quality(streams: list[Stream], records: list[list[FrameRecord]]) 
         "task_start_median_xy_error_cm": start_error,
         "task_start_region_agreement": start_regions,
         "task_starts": len(starts),
+        "pre_grasp_region_agreement": float(np.mean(pre_grasp)),
+        "pre_grasp_frames": len(pre_grasp),
     }
 
 
@@ -220,16 +230,9 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         seed=config.seed,
     )  # fmt: skip
     records = [encode_stream(encoder, s) for s in streams]
-    min_frame = 3 * len(streams[0]) // config.episodes_per_stream  # after a few tasks, so the past matters
-    from cortico.memory.qa import main_object
-
-    vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
-    questions = [
-        QuestionGenerator(s, i, config.seed, vocabulary, config.older_tasks).sample(
-            config.questions_per_stream, min_frame
-        )
-        for i, s in enumerate(streams)
-    ]
+    questions = stream_questions(
+        streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks
+    )
     # The test set is balanced as a whole, so no set-wide prior is worth anything there (the blind bound checks
     # it); the training set only per stream: balancing it as a whole leaves too few of the rarer templates
     # (grasps happen over one quarter of the table far more often) to learn them from.

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 DEFAULT_DATA = Path("runs/memory/demos")
+OLDER_TASKS_HELP = "also ask about moments two to six tasks back (default; --no-older-tasks: the set before 2026-12-04)"
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -52,8 +53,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--older-tasks",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also ask about moments two to six tasks back (learned with the reader's task anchor; BENCHMARKS.md)",
+        default=True,
+        help=OLDER_TASKS_HELP,
     )
     bench.add_argument(
         "--sources-per-question", type=int, default=6, help="memories each training question is read from"
@@ -71,6 +72,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--episodes-per-stream", type=int, default=10)
     build.add_argument("--questions-per-stream", type=int, default=60)
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--older-tasks", action=argparse.BooleanOptionalAction, default=True, help=OLDER_TASKS_HELP)
     build.add_argument("--out", required=True, help="questions file (.jsonl); the stream plan is written beside it")
     build.set_defaults(handler=_qa_build)
     score = qa_sub.add_parser("eval", help='score answers (JSON lines {"id", "choice"}) against a question file')
@@ -155,18 +157,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _qa_build(args: argparse.Namespace) -> int:
     from cortico.atomic import write_json_atomic
-    from cortico.memory.qa import QuestionGenerator, balance_across_streams, main_object, save_questions
+    from cortico.memory.qa import balance_across_streams, save_questions, stream_questions
     from cortico.memory.streams import build_stream, plan_streams
 
     plans = plan_streams(args.data, args.streams, args.episodes_per_stream, args.seed)
     streams = [build_stream(args.data, plan) for plan in plans]
-    vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
-    per_stream = [
-        QuestionGenerator(stream, number, args.seed, vocabulary).sample(
-            args.questions_per_stream, 3 * len(stream) // args.episodes_per_stream
-        )
-        for number, stream in enumerate(streams)
-    ]
+    per_stream = stream_questions(
+        streams, args.seed, args.questions_per_stream, args.episodes_per_stream, args.older_tasks
+    )
     questions = [q for stream_questions in balance_across_streams(per_stream, args.seed) for q in stream_questions]
     out = Path(args.out)
     save_questions(out, questions)

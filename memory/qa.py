@@ -3,10 +3,10 @@
 Every question is asked at a frame of a stream and may only be answered from frames up to it. Questions
 fill the grid {perception, interaction, planning} x {backward, real-time, forward}; each has four options,
 one correct by construction, and records its evidence time span. Backward questions ask about the last tasks
-(which object, where the gripper last closed); with ``older_tasks``, also about single moments of tasks two to six
-back (where the object was when one began, where the gripper last closed in it), whose evidence is older. That set
-is off by default: the reader learns it only with its task anchor (``reader.question_anchor``), measured on one
-seed, and the default questions have not been re-run with the anchor (BENCHMARKS.md).
+(which object, where the gripper last closed) and, with ``older_tasks`` (the default since 2026-12-04), about
+single moments of tasks two to six back (where the object was when one began, where the gripper last closed in it),
+whose evidence is 3-16 s old. The reader learns those only with its task anchor (``reader.question_anchor``); on
+two seeds its oracle answers them as well as the rest (BENCHMARKS.md). ``older_tasks=False`` gives the earlier set.
 ("Which object came just before the last task with the drawer", the issue's example, was tried earlier: a two-hop
 read no reader learned.) Answers are balanced per template (within a stream, then over the whole set with
 :func:`balance_across_streams`) so a reader that sees only the question and options cannot beat chance by much
@@ -95,11 +95,17 @@ def main_object(task: str) -> str:
     return TASKS[task].objects[0]
 
 
+def gripper_closes(stream: Stream, first: int, last: int) -> list[int]:
+    """Frames in ``[first, last)`` of ``stream`` at which the gripper command closed."""
+    g = stream.gripper_open
+    return [i for i in range(max(1, first), last) if gripper_closed(g[i - 1], g[i])]
+
+
 class QuestionGenerator:
     """Questions for one stream, deterministic for a seed (see module doc)."""
 
     def __init__(
-        self, stream: Stream, stream_id: int, seed: int, objects: list[str] | None = None, older_tasks: bool = False
+        self, stream: Stream, stream_id: int, seed: int, objects: list[str] | None = None, older_tasks: bool = True
     ) -> None:
         self.stream = stream
         self.older_tasks = older_tasks  # also the questions anchored two to six tasks back (see module doc)
@@ -115,11 +121,6 @@ class QuestionGenerator:
 
     def _span(self, first: int, last: int) -> tuple[float, float]:
         return (self._time(first), self._time(max(first, last)))
-
-    def _closes(self, first: int, last: int) -> list[int]:
-        """Frames in ``[first, last)`` at which the gripper command closed."""
-        g = self.stream.gripper_open
-        return [i for i in range(max(1, first), last) if gripper_closed(g[i - 1], g[i])]
 
     def _older_task(self, e: int, usable) -> int | None:  # noqa: ANN001 - callable: episode number -> bool
         """How many tasks back (2 to ``MAX_TASKS_BACK``) a random earlier task for which ``usable`` holds is."""
@@ -146,10 +147,10 @@ class QuestionGenerator:
                     REGIONS,
                 )
             )
-        back = self._older_task(e, lambda n: bool(self._closes(s.episodes[n].start, s.episodes[n].end)))
+        back = self._older_task(e, lambda n: bool(gripper_closes(s, s.episodes[n].start, s.episodes[n].end)))
         if back is not None:
             earlier = s.episodes[e - back]
-            close = self._closes(earlier.start, earlier.end)[-1]
+            close = gripper_closes(s, earlier.start, earlier.end)[-1]
             questions.append(
                 self._make(
                     "perception",
@@ -218,7 +219,7 @@ class QuestionGenerator:
                     REGIONS,
                 )
             )
-        closes = self._closes(1, frame + 1)
+        closes = gripper_closes(s, 1, frame + 1)
         if closes and int(s.episode[closes[-1]]) < e:  # the last grasp happened in an earlier task
             last = closes[-1]
             questions.append(
@@ -360,6 +361,22 @@ class QuestionGenerator:
         )
         pool = [q for f in sorted(frames.tolist()) for q in self.at(f)]
         return balance(pool, self.rng)
+
+
+def stream_questions(
+    streams: list[Stream], seed: int, per_stream: int, episodes_per_stream: int, older_tasks: bool = True
+) -> list[list[Question]]:
+    """Every stream's questions (balanced within the stream), asked only after its first three tasks.
+
+    "Three tasks" is read from the first stream's length, so the past matters for every question. Distractor
+    objects come from the objects of all the streams. The benchmark and ``cortico qa build`` both ask this way.
+    """
+    vocabulary = sorted({main_object(e.task) for s in streams for e in s.episodes})
+    min_frame = 3 * len(streams[0]) // episodes_per_stream
+    return [
+        QuestionGenerator(stream, number, seed, vocabulary, older_tasks).sample(per_stream, min_frame)
+        for number, stream in enumerate(streams)
+    ]
 
 
 def balance(questions: list[Question], rng: np.random.Generator) -> list[Question]:

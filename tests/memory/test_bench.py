@@ -13,10 +13,12 @@ from cortico.memory.bench import (
     BenchConfig,
     accuracy_by_evidence_age,
     accuracy_by_history,
+    perception_quality,
     pool_bins,
     run_benchmark,
 )
 from cortico.memory.qa import Question
+from cortico.memory.records import FrameRecord
 from cortico.memory.streams import plan_benchmark_streams
 
 
@@ -46,6 +48,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     assert perceived["frames"] == sum(results["streams"]["frames_per_stream"][3:])
     assert perceived["median_xy_error_cm"] >= 0.0 and 0.0 <= perceived["region_agreement"] <= 1.0
     assert perceived["task_starts"] == 4 and 0.0 <= perceived["task_start_region_agreement"] <= 1.0  # one stream
+    assert perceived["pre_grasp_frames"] > 0 and 0.0 <= perceived["pre_grasp_region_agreement"] <= 1.0
     for row in results["policies"].values():
         assert row["peak_tokens"] <= row["budget_tokens"]
         assert 0.0 <= row["accuracy"]["overall"] <= 1.0
@@ -111,3 +114,21 @@ def test_history_bins_are_pooled_over_budgets() -> None:
     assert pooled["a"]["0-10x"] == {"questions": 10, "correct": 4, "accuracy": 0.4}
     assert pooled["a"][">=80x"] == {"questions": 0, "correct": 0, "accuracy": None}
     assert pooled["b"]["0-10x"]["accuracy"] == 1.0
+
+
+def test_perception_quality_scores_what_the_encoder_saw_against_the_simulator(stream) -> None:
+    perceived = stream.object.copy()
+    perceived[21] = [-0.1, 0.8, 0.0]  # far left: wrong before the pick-place grasp (frame 24)
+    perceived[25] = [-0.1, 0.8, 0.0]  # wrong after it: not a pre-grasp frame
+    perceived[30] = [0.1, 0.5, 0.0]  # near right at drawer-close's first frame: the drawer is far right
+    records = [
+        FrameRecord(i, float(t), np.ones(2, np.float32), np.ones((1, 2), np.float32), {"object_position": tuple(p)})
+        for i, (t, p) in enumerate(zip(stream.times, perceived))
+    ]
+    quality = perception_quality([stream], [records])
+    assert quality["frames"] == 40 and quality["task_starts"] == 4
+    assert quality["region_agreement"] == pytest.approx(37 / 40)
+    assert quality["task_start_region_agreement"] == pytest.approx(3 / 4)
+    # pre-grasp frames: 10 + 10 + 4 (20-23, the grasp at 24) + 10; wrong: 21 and 30
+    assert quality["pre_grasp_frames"] == 34
+    assert quality["pre_grasp_region_agreement"] == pytest.approx(32 / 34)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cortico.cli import main
@@ -36,3 +38,35 @@ def test_memory_bench_names_demos_of_an_older_revision_instead_of_mixing_them(ca
     assert main(["memory", "bench"]) == 2
     error = capsys.readouterr().err
     assert "runs/memory/demos holds demos collected with" in error and "delete that folder" in error
+
+
+def test_qa_build_then_eval_scores_a_question_set(capsys, tmp_path, mt10_small):
+    from cortico.memory.qa import load_questions
+
+    sets = {}
+    for flag in ("--no-older-tasks", "--older-tasks"):
+        out = tmp_path / f"{flag.strip('-')}.jsonl"
+        flags = ["--streams", "2", "--episodes-per-stream", "5", "--questions-per-stream", "30", flag]
+        assert main(["qa", "build", "--data", str(mt10_small), *flags, "--out", str(out)]) == 0
+        assert out.with_suffix(".streams.json").is_file()
+        sets[flag] = load_questions(out)
+    templates = {flag: {q.template for q in questions} for flag, questions in sets.items()}
+    assert templates["--older-tasks"] - templates["--no-older-tasks"] <= {
+        "object_region_start_k_ago", "gripper_region_close_k_ago"
+    }  # fmt: skip
+    assert templates["--older-tasks"] & {"object_region_start_k_ago", "gripper_region_close_k_ago"}
+
+    questions = sets["--older-tasks"]
+    answers = tmp_path / "answers.jsonl"  # the first half answered right, the rest wrong, one left out
+    lines = [
+        {"id": q.id, "choice": q.answer if i < len(questions) // 2 else (q.answer + 1) % 4}
+        for i, q in enumerate(questions)
+    ]
+    answers.write_text("\n".join(json.dumps(line) for line in lines[:-1]))
+    capsys.readouterr()
+    assert main(["qa", "eval", "--questions", str(tmp_path / "older-tasks.jsonl"), "--answers", str(answers)]) == 0
+    assert f"overall                  {len(questions) // 2}/{len(questions)} = " in capsys.readouterr().out
+
+    answers.write_text('{"id": "nope", "choice": 1}')
+    assert main(["qa", "eval", "--questions", str(tmp_path / "older-tasks.jsonl"), "--answers", str(answers)]) == 2
+    assert "answers for unknown questions" in capsys.readouterr().err

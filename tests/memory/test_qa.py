@@ -11,36 +11,11 @@ from cortico.memory.qa import (
     Question,
     QuestionGenerator,
     balance_across_streams,
+    gripper_closes,
     load_questions,
     save_questions,
 )
 from cortico.memory.streams import Stream, StreamEpisode
-
-
-@pytest.fixture
-def stream():
-    """Four tasks of 10 frames: drawer-open, button-press, pick-place, drawer-close (0.1 s per frame)."""
-    n = 40
-    times = np.arange(n) * 0.1
-    gripper_open = np.ones(n)
-    gripper_open[24:29] = 0.0  # pick-place grasps at frame 24 and releases at 29
-    gripper = np.tile([0.2, 0.8, 0.2], (n, 1))  # far right ...
-    gripper[24] = [-0.2, 0.5, 0.05]  # ... except at the grasp: near left
-    objects = np.tile([0.1, 0.7, 0.0], (n, 1))  # far right
-    objects[10:20] = [-0.1, 0.5, 0.0]  # the button is near left
-    objects[20:30] = [0.1, 0.5, 0.0]  # the puck starts near right ...
-    objects[29] = [-0.1, 0.8, 0.1]  # ... and ends far left
-    episodes = [
-        StreamEpisode("drawer-open", "open the drawer", 0, 0, 10, [3, 9], 8),
-        StreamEpisode("button-press", "press the button", 1, 10, 20, [14, 19], 18),
-        StreamEpisode("pick-place", "pick the puck", 2, 20, 30, [24, 27, 29], 28),
-        StreamEpisode("drawer-close", "close the drawer", 3, 30, 40, [35, 39], 38),
-    ]
-    return Stream(
-        images=np.zeros((n, 8, 8, 3), np.uint8), times=times, episode=np.repeat(np.arange(4), 10),
-        gripper_open=gripper_open, gripper=gripper, object=objects, goal=np.tile([0.0, 0.9, 0.1], (n, 1)),
-        episodes=episodes,
-    )  # fmt: skip
 
 
 def answers(questions):
@@ -58,6 +33,7 @@ def test_answers_are_correct_by_construction(stream):
     assert at_32["gripper_region_now"] == "far right"
     assert at_32["tasks_finished"] == "3"
     assert at_32["task_stage"] == "just started"  # (32 - 30) / (38 - 30) = 0.25
+    assert gripper_closes(stream, 0, 40) == [24] and gripper_closes(stream, 25, 40) == []
     assert at_32["gripper_next"] == "keep its grip while moving"  # the next keyframe (35) does not change the grip
     assert at_32["object_region_at_end"] == "far right"
     at_23 = answers(generator.at(23))
@@ -105,8 +81,10 @@ def test_anchored_backward_questions_reach_further_back(stream):
         assert "three tasks ago" in close.question and close.options[close.answer] == "near left"
         assert close.evidence == pytest.approx((2.4, 2.5))  # the close and the frame after it
     assert seen_back == {2, 3, 4, 5}
-    default = answers(QuestionGenerator(long, 0, seed=0, objects=objects).at(55))  # off unless asked for
-    assert not {"object_region_start_k_ago", "gripper_region_close_k_ago"} & set(default)
+    default = answers(QuestionGenerator(long, 0, seed=0, objects=objects).at(55))  # asked by default
+    assert {"object_region_start_k_ago", "gripper_region_close_k_ago"} <= set(default)
+    earlier_set = answers(QuestionGenerator(long, 0, seed=0, objects=objects, older_tasks=False).at(55))
+    assert not {"object_region_start_k_ago", "gripper_region_close_k_ago"} & set(earlier_set)
     at_32 = answers(QuestionGenerator(stream, 0, seed=0, objects=objects, older_tasks=True).at(32))
     assert "gripper_region_close_k_ago" not in at_32  # the only grasp was one task before: not "two or more"
     assert at_32["object_region_start_k_ago"] in ("near left", "far right")  # button-press or drawer-open
