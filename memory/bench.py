@@ -10,6 +10,8 @@ ceiling when the budget does not bind).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -20,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from cortico.atomic import write_json_atomic
+from cortico.checkpoint import load_checkpoint, save_checkpoint
+from cortico.envs.dataset.index import INDEX_NAME, file_sha256
 from cortico.memory.factory import make_memory
 from cortico.memory.frame_encoder import ProbeFrameEncoder, perceive, train_probe_encoder
 from cortico.memory.qa import Question, balance_across_streams, gripper_closes, region, stream_questions
@@ -32,7 +37,7 @@ from cortico.memory.reader import (
     question_anchor,
     train_reader,
 )
-from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryItem
+from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryInputError, MemoryItem
 from cortico.memory.scenes import reset_scenes
 from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
 
@@ -202,20 +207,50 @@ def evidence_retained(q: Question, evidence: Evidence) -> bool:
     return any(start - 1e-6 <= t <= end + 1e-6 for t in times)
 
 
-def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Build streams, train encoder and readers, evaluate every policy and budget; returns the results."""
-    from tqdm import tqdm
+def run_settings(config: BenchConfig, data: str | Path) -> dict[str, Any]:
+    """What a run's trained stages depend on: its settings and the demos (their index's checksum)."""
+    settings = {"config": asdict(config), "demos_index_sha256": file_sha256(Path(data) / INDEX_NAME)}
+    return json.loads(json.dumps(settings))  # tuples as lists, as they read back
 
-    started = time.perf_counter()
-    train_plans, test_plans = plan_benchmark_streams(
-        data, config.train_streams, config.test_streams, config.episodes_per_stream, config.seed
-    )
-    plans = train_plans + test_plans
-    streams = [
-        build_stream(data, plan, frame_stride=config.frame_stride)
-        for plan in tqdm(plans, desc="streams", disable=not progress)
-    ]
-    train, test = streams[: config.train_streams], streams[config.train_streams :]
+
+def default_workdir(config: BenchConfig, data: str | Path, root: str | Path = "runs/memory/bench") -> Path:
+    """``root/<hash of the settings>``: the same command finds its own interrupted run, other settings another."""
+    digest = hashlib.sha256(json.dumps(run_settings(config, data), sort_keys=True).encode()).hexdigest()
+    return Path(root) / digest[:12]
+
+
+def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> None:
+    """Record the settings the stages in ``workdir`` are trained with; refuse a folder kept for other settings."""
+    settings, path = run_settings(config, data), workdir / "bench.json"
+    if not path.is_file():
+        write_json_atomic(path, settings)
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise MemoryInputError(f"{path} is corrupt ({error}); delete {workdir} to start over") from error
+    if stored != settings:
+        before, now = stored.get("config", {}), settings["config"]
+        changed = [f"{k}: {before.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(before) | set(now))
+                   if before.get(k) != now.get(k)]  # fmt: skip
+        if stored.get("demos_index_sha256") != settings["demos_index_sha256"]:
+            changed.append("the demos differ (their index.json changed)")
+        raise MemoryInputError(
+            f"{workdir} holds the stages of a benchmark run with other settings ({'; '.join(changed)}); "
+            "pass another --workdir, or delete that folder to start over"
+        )
+
+
+def trained_encoder(train: list[Stream], config: BenchConfig, stored: Path | None) -> ProbeFrameEncoder:
+    """The probe frame encoder trained on the training streams and fresh scenes, or the one kept in ``stored``.
+
+    Kept as a training checkpoint, with torch's random state after the training: loading restores it, so the
+    readers trained next start from the same initial weights as in an uninterrupted run.
+    """
+    if stored is not None and stored.exists():
+        encoder = ProbeFrameEncoder()
+        load_checkpoint(stored, model=encoder)
+        return encoder.eval()
     frames = [s.images for s in train]
     states, tasks = (list(part) for part in zip(*(stream_states(s) for s in train)))
     if config.encoder_scenes_per_task:
@@ -229,6 +264,58 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         np.concatenate(frames), np.concatenate(states), np.concatenate(tasks), steps=config.encoder_steps,
         seed=config.seed,
     )  # fmt: skip
+    if stored is not None:
+        save_checkpoint(stored, model=encoder, step=config.encoder_steps)
+    return encoder
+
+
+def trained_reader(
+    reader: MemoryReader, examples: list[ReaderExample], steps: int, seed: int, stored: Path | None, **options: Any
+) -> float:
+    """Train ``reader`` (``train_reader``'s ``options``), or load the one kept in ``stored``; its final loss.
+
+    Kept like the encoder, with torch's random state after the training, which the next reader starts from.
+    """
+    if stored is not None and stored.exists():
+        return float(load_checkpoint(stored, model=reader)[1]["final_loss"])
+    losses = train_reader(reader, examples, steps=steps, seed=seed, **options)
+    final_loss = float(np.mean(losses[-50:]))
+    if stored is not None:
+        save_checkpoint(stored, model=reader, step=steps, metadata={"final_loss": final_loss, "seed": seed})
+    return final_loss
+
+
+def run_benchmark(
+    data: str | Path, config: BenchConfig, progress: bool = True, workdir: str | Path | None = None
+) -> dict[str, Any]:
+    """Build streams, train encoder and readers, evaluate every policy and budget; returns the results.
+
+    With ``workdir``, the trained encoder and readers are kept there as each finishes, and a later call with the
+    same settings and demos loads them instead of training again (an interrupted run resumes; the results are
+    the same as an uninterrupted run's). ``results["stages_loaded"]`` names what was loaded.
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    if workdir is not None:
+        prepare_workdir(Path(workdir), config, data)
+
+    def stage(name: str) -> Path | None:
+        """Where a trained stage is kept (None: nowhere)."""
+        return None if workdir is None else Path(workdir) / name
+
+    names = ("encoder", *(f"reader-{number}" for number in range(config.readers)), "blind")
+    loaded = [name for name in names if workdir is not None and stage(name).exists()]
+    train_plans, test_plans = plan_benchmark_streams(
+        data, config.train_streams, config.test_streams, config.episodes_per_stream, config.seed
+    )
+    plans = train_plans + test_plans
+    streams = [
+        build_stream(data, plan, frame_stride=config.frame_stride)
+        for plan in tqdm(plans, desc="streams", disable=not progress)
+    ]
+    train, test = streams[: config.train_streams], streams[config.train_streams :]
+    encoder = trained_encoder(train, config, stage("encoder"))
     records = [encode_stream(encoder, s) for s in streams]
     questions = stream_questions(
         streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks
@@ -274,14 +361,15 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
     readers, reader_losses = [], []
     for number in range(config.readers):
         reader = MemoryReader(dim, text_dim)
-        reader_losses.append(train_reader(
-            reader, mixed, steps=config.reader_steps, seed=config.seed + number, progress=progress,
-            pointer_loss_weight=config.pointer_loss_weight, balance_templates=config.balance_templates,
+        reader_losses.append(trained_reader(
+            reader, mixed, config.reader_steps, config.seed + number, stage(f"reader-{number}"),
+            progress=progress, pointer_loss_weight=config.pointer_loss_weight,
+            balance_templates=config.balance_templates,
         ))  # fmt: skip
         readers.append(reader)
     blind = MemoryReader(dim, text_dim, use_memory=False)  # always unbalanced: the bound the committed runs report
-    train_reader(blind, examples(train_ids, "blind"), steps=config.reader_steps // 2, seed=config.seed,
-                 progress=progress)  # fmt: skip
+    trained_reader(blind, examples(train_ids, "blind"), config.reader_steps // 2, config.seed, stage("blind"),
+                   progress=progress)  # fmt: skip
 
     test_questions = [q for sid in test_ids for q in questions[sid]]
 
@@ -310,7 +398,8 @@ def run_benchmark(data: str | Path, config: BenchConfig, progress: bool = True) 
         "cells": sorted({q.cell for q in test_questions}),
         "readers": config.readers,
         "training_templates": dict(sorted(Counter(e.template for e in mixed).items())),
-        "reader_final_loss": [float(np.mean(losses[-50:])) for losses in reader_losses],
+        "reader_final_loss": reader_losses,
+        "stages_loaded": loaded,
         "perceived_object": perception_quality(test, records[config.train_streams :]),
         "blind": score(predict(blind, examples(test_ids, "blind"))),
         "policies": {},

@@ -61,6 +61,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", help="write the results as JSON")
+    bench.add_argument(
+        "--workdir", type=Path,
+        help="where the trained frame encoder and readers are kept as each finishes, so that the same command "
+        "run again resumes (default: runs/memory/bench/<hash of the settings and demos>)",
+    )  # fmt: skip
     bench.set_defaults(handler=_bench)
 
     qa = subparsers.add_parser("qa", help="build or score streaming embodied QA sets")
@@ -94,7 +99,7 @@ def _ensure_data(path: Path | None) -> Path:
 
 def _bench(args: argparse.Namespace) -> int:
     from cortico.atomic import write_json_atomic
-    from cortico.memory.bench import BenchConfig, run_benchmark
+    from cortico.memory.bench import BenchConfig, default_workdir, run_benchmark
     from cortico.memory.factory import MEMORIES
 
     budgets = [int(b) for b in args.budget.split(",") if b.strip()]
@@ -127,7 +132,12 @@ def _bench(args: argparse.Namespace) -> int:
         sources_per_question=args.sources_per_question,
         seed=args.seed,
     )
-    results = run_benchmark(_ensure_data(args.data), config)
+    data = _ensure_data(args.data)
+    workdir = args.workdir or default_workdir(config, data)
+    print(f"trained stages are kept in {workdir} (the same command resumes from them)")
+    results = run_benchmark(data, config, workdir=workdir)
+    if results["stages_loaded"]:
+        print(f"loaded, not trained again: {', '.join(results['stages_loaded'])}")
     blind, oracle = results["blind"]["overall"], results["oracle"]["overall"]
     print(f"blind (question and options only): {blind:.3f}; oracle (every frame): {oracle:.3f}")
     print("| policy | budget (tokens) | overall | backward | real-time | forward | evidence kept (backward) |")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from cortico.memory.bench import (
     run_benchmark,
 )
 from cortico.memory.qa import Question
-from cortico.memory.records import FrameRecord
+from cortico.memory.records import FrameRecord, MemoryInputError
 from cortico.memory.streams import plan_benchmark_streams
 
 
@@ -33,13 +35,14 @@ def test_held_out_streams_share_no_episode_with_training_streams(mt10_small: Pat
         plan_benchmark_streams(mt10_small, 1, 4, 5, seed=0)
 
 
-def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path) -> None:
+def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path, tmp_path: Path) -> None:
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
         policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=10, readers=2,
         sources_per_question=2,
     )  # fmt: skip
-    results = run_benchmark(mt10_small, config, progress=False)
+    workdir = tmp_path / "work"
+    results = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
     assert set(results["policies"]) == {"cortico@2", "uniform@2", "cortico@4", "uniform@4"}
     assert results["streams"]["test_questions"] > 0
     for bound in ("blind", "oracle"):
@@ -69,6 +72,26 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     for label, cell in pooled["cortico"].items():
         rows = [results["policies"][f"cortico@{f}"]["backward_by_history"]["bins"][label] for f in (2, 4)]
         assert cell["questions"] == sum(r["questions"] for r in rows)
+
+    # interrupted after the encoder and the first reader: the same call resumes to the same results
+    assert results["stages_loaded"] == [] and {"encoder", "reader-0", "reader-1", "blind"} <= set(os.listdir(workdir))
+    for stage in ("reader-1", "blind"):
+        shutil.rmtree(workdir / stage)
+    resumed = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
+    assert resumed["stages_loaded"] == ["encoder", "reader-0"]
+    assert _without_timings(resumed) == _without_timings(results)
+    with pytest.raises(MemoryInputError, match=r"other settings \(readers: 2 there, 3 here\)"):
+        run_benchmark(mt10_small, dataclasses.replace(config, readers=3), progress=False, workdir=workdir)
+
+
+def _without_timings(results: dict) -> dict:
+    """A benchmark's results less what depends on the machine's speed or on what was loaded."""
+    kept = {k: v for k, v in results.items() if k not in ("seconds", "update_ms_per_frame", "stages_loaded")}
+    kept["policies"] = {
+        name: {k: v for k, v in row.items() if k not in ("ms_per_frame_with_queries", "reader_ms_per_answer")}
+        for name, row in results["policies"].items()
+    }
+    return kept
 
 
 def _question(frame: int, mode: str) -> Question:
