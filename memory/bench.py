@@ -305,7 +305,7 @@ def run_benchmark(
         return None if workdir is None else Path(workdir) / name
 
     names = ("encoder", *(f"reader-{number}" for number in range(config.readers)), "blind")
-    loaded = [name for name in names if workdir is not None and stage(name).exists()]
+    loaded = [name for name in names if (path := stage(name)) is not None and path.exists()]
     train_plans, test_plans = plan_benchmark_streams(
         data, config.train_streams, config.test_streams, config.episodes_per_stream, config.seed
     )

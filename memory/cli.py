@@ -175,7 +175,7 @@ def _qa_build(args: argparse.Namespace) -> int:
     per_stream = stream_questions(
         streams, args.seed, args.questions_per_stream, args.episodes_per_stream, args.older_tasks
     )
-    questions = [q for stream_questions in balance_across_streams(per_stream, args.seed) for q in stream_questions]
+    questions = [q for balanced in balance_across_streams(per_stream, args.seed) for q in balanced]
     out = Path(args.out)
     save_questions(out, questions)
     write_json_atomic(out.with_suffix(".streams.json"), {"data": str(args.data), "seed": args.seed, "streams": plans})

@@ -6,7 +6,7 @@ one correct by construction, and records its evidence time span. Backward questi
 (which object, where the gripper last closed) and, with ``older_tasks`` (the default since 2026-12-04), about
 single moments of tasks two to six back (where the object was when one began, where the gripper last closed in it),
 whose evidence is 3-16 s old. The reader learns those only with its task anchor (``reader.question_anchor``); on
-two seeds its oracle answers them as well as the rest (BENCHMARKS.md). ``older_tasks=False`` gives the earlier set.
+three seeds its oracle answers them (BENCHMARKS.md). ``older_tasks=False`` gives the earlier set.
 ("Which object came just before the last task with the drawer", the issue's example, was tried earlier: a two-hop
 read no reader learned.) Answers are balanced per template (within a stream, then over the whole set with
 :func:`balance_across_streams`) so a reader that sees only the question and options cannot beat chance by much
