@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cortico.atomic import write_json_atomic
+from cortico.settings import as_saved, settings_differences
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +109,12 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "demo_config.json"
-    if saved.exists() and json.loads(saved.read_text()) != _jsonable(config):
-        raise ValueError(f"{out} holds a demo with other settings ({saved}); pass --fresh or another --out")
-    write_json_atomic(saved, _jsonable(config))
+    settings = as_saved(asdict(config))
+    differing = settings_differences(json.loads(saved.read_text()), settings) if saved.exists() else []
+    if differing:
+        raise ValueError(f"{out} holds a demo with other settings ({'; '.join(differing)}); pass --fresh or "
+                         f"another --out")  # fmt: skip
+    write_json_atomic(saved, settings)
     timings: dict[str, float] = {}
     stage = Stage(timings, 6)
     data, run = out / "demos", out / "policy"
@@ -149,10 +153,6 @@ def run_demo(out: Path, config: DemoConfig | None = None, *, workers: int = 2, f
     }
     write_json_atomic(out / "summary.json", summary)
     return DemoReport(html, summary)
-
-
-def _jsonable(config: DemoConfig) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(config)))
 
 
 def _evaluate(run: Path, config: DemoConfig, folder: Path) -> dict[str, Any]:

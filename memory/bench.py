@@ -40,6 +40,7 @@ from cortico.memory.reader import (
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryInputError, MemoryItem
 from cortico.memory.scenes import reset_scenes
 from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
+from cortico.settings import as_saved, settings_differences
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def evidence_retained(q: Question, evidence: Evidence) -> bool:
 def run_settings(config: BenchConfig, data: str | Path) -> dict[str, Any]:
     """What a run's trained stages depend on: its settings and the demos (their index's checksum)."""
     settings = {"config": asdict(config), "demos_index_sha256": file_sha256(Path(data) / INDEX_NAME)}
-    return json.loads(json.dumps(settings))  # tuples as lists, as they read back
+    return as_saved(settings)
 
 
 def default_workdir(config: BenchConfig, data: str | Path, root: str | Path = "runs/memory/bench") -> Path:
@@ -230,9 +231,7 @@ def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> Non
     except json.JSONDecodeError as error:
         raise MemoryInputError(f"{path} is corrupt ({error}); delete {workdir} to start over") from error
     if stored != settings:
-        before, now = stored.get("config", {}), settings["config"]
-        changed = [f"{k}: {before.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(before) | set(now))
-                   if before.get(k) != now.get(k)]  # fmt: skip
+        changed = settings_differences(stored.get("config", {}), settings["config"])
         if stored.get("demos_index_sha256") != settings["demos_index_sha256"]:
             changed.append("the demos differ (their index.json changed)")
         raise MemoryInputError(
@@ -241,7 +240,9 @@ def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> Non
         )
 
 
-def trained_encoder(train: list[Stream], config: BenchConfig, stored: Path | None) -> ProbeFrameEncoder:
+def trained_encoder(
+    train: list[Stream], config: BenchConfig, stored: Path | None, progress: bool = False
+) -> ProbeFrameEncoder:
     """The probe frame encoder trained on the training streams and fresh scenes, or the one kept in ``stored``.
 
     Kept as a training checkpoint, with torch's random state after the training: loading restores it, so the
@@ -256,13 +257,13 @@ def trained_encoder(train: list[Stream], config: BenchConfig, stored: Path | Non
     if config.encoder_scenes_per_task:
         scenes = reset_scenes(
             sorted({e.task for s in train for e in s.episodes}), config.encoder_scenes_per_task,
-            image_size=train[0].images.shape[1], seed=config.seed,
+            image_size=train[0].images.shape[1], seed=config.seed, progress=progress,
         )  # fmt: skip
         for part, extra in zip((frames, states, tasks), scenes):
             part.append(extra)
     encoder = train_probe_encoder(
         np.concatenate(frames), np.concatenate(states), np.concatenate(tasks), steps=config.encoder_steps,
-        seed=config.seed,
+        seed=config.seed, progress=progress,
     )  # fmt: skip
     if stored is not None:
         save_checkpoint(stored, model=encoder, step=config.encoder_steps)
@@ -315,7 +316,7 @@ def run_benchmark(
         for plan in tqdm(plans, desc="streams", disable=not progress)
     ]
     train, test = streams[: config.train_streams], streams[config.train_streams :]
-    encoder = trained_encoder(train, config, stage("encoder"))
+    encoder = trained_encoder(train, config, stage("encoder"), progress)
     records = [encode_stream(encoder, s) for s in streams]
     questions = stream_questions(
         streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks

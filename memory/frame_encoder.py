@@ -180,8 +180,11 @@ def train_probe_encoder(
     batch_size: int = 64,
     seed: int = 0,
     config: ProbeEncoderConfig | None = None,
+    progress: bool = False,
 ) -> ProbeFrameEncoder:
     """Train the probe encoder to regress ``states (N, 10)`` and classify ``tasks (N,)`` from ``frames``."""
+    from tqdm.auto import tqdm
+
     check_frames(frames)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -194,7 +197,7 @@ def train_probe_encoder(
     targets = (states - model.state_mean) / model.state_std
     labels = torch.from_numpy(tasks.astype(np.int64))
     model.train()
-    for step in range(steps):
+    for step in tqdm(range(steps), desc="train frame encoder", disable=not progress):
         batch = torch.randint(len(frames), (batch_size,), generator=generator)
         pooled, _ = model.features(images[batch].float() / 255.0)
         loss = F.mse_loss(model.state_head(pooled), targets[batch]) + F.cross_entropy(

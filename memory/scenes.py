@@ -17,7 +17,13 @@ SCENE_SEED_OFFSET = 3_000_000
 
 
 def reset_scenes(
-    tasks: Sequence[str], per_task: int, *, camera: str = "front", image_size: int = 64, seed: int = 0
+    tasks: Sequence[str],
+    per_task: int,
+    *,
+    camera: str = "front",
+    image_size: int = 64,
+    seed: int = 0,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first observation of ``per_task`` new placements of every task.
 
@@ -25,6 +31,8 @@ def reset_scenes(
     open, object xyz, goal xyz, as :func:`cortico.memory.bench.stream_states` gives them for demo frames) and
     task labels ``(N,)`` (indices into the task catalogue).
     """
+    from tqdm.auto import tqdm
+
     from cortico.envs.metaworld_backend import MetaWorldEnv  # imports MuJoCo: only when scenes are asked for
     from cortico.envs.task_catalog import TASKS, get_task
 
@@ -32,7 +40,7 @@ def reset_scenes(
         raise ValueError(f"per_task must be >= 0, got {per_task}")
     names = list(TASKS)
     images, states, labels = [], [], []
-    for number, task in enumerate(tasks):
+    for number, task in enumerate(tqdm(tasks, desc="render scenes", disable=not progress)):
         name = get_task(task).name
         env = MetaWorldEnv(name, cameras=[camera], image_size=image_size)
         try:

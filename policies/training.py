@@ -33,6 +33,7 @@ from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
 from cortico.perception.gaze import GazeModel
 from cortico.perception.gaze_training import GazeTrainConfig, learning_rate_factor, train_gaze
 from cortico.policies.base import POLICIES, KeyframePolicy, PolicyConfig, PolicyLoadError, to_device
+from cortico.settings import settings_differences
 
 logger = logging.getLogger(__name__)
 
@@ -199,15 +200,12 @@ def check_run_directory(out: Path, train: TrainConfig, resume: bool) -> None:
     saved = json.loads((out / "train_config.json").read_text())["train"]
     if saved.get("policy") != train.policy:
         raise PolicyLoadError(f"{out} trains a {saved.get('policy')!r} policy, not {train.policy!r}")
-    wanted = json.loads(json.dumps(asdict(train)))  # the JSON form, as saved
-    defaults = json.loads(json.dumps(asdict(TrainConfig(policy=train.policy))))  # runs saved before a setting existed
-    differing = sorted(
-        k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k, defaults[k]) != wanted[k]
-    )  # fmt: skip
+    differing = settings_differences(
+        saved, asdict(train), may_change=RESUME_MAY_CHANGE, defaults=asdict(TrainConfig(policy=train.policy))
+    )  # defaults: runs saved before a setting existed
     if differing:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted[k]!r}" for k in differing)
-        raise ValueError(f"{out} was started with other settings ({details}); resume it with the same settings "
-                         f"or train into a new --out")  # fmt: skip
+        raise ValueError(f"{out} was started with other settings ({'; '.join(differing)}); resume it with the same "
+                         f"settings or train into a new --out")  # fmt: skip
 
 
 def make_optimizer(parameters: list[torch.nn.Parameter], train: TrainConfig) -> torch.optim.Optimizer:

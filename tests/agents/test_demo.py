@@ -33,5 +33,5 @@ def test_fast_demo_writes_a_report_with_every_section_and_resumes(tmp_path: Path
     again = run_demo(out, DemoConfig.fast())
     assert again.html == out / "report.html"
     assert again.summary["seconds"]["train the cortical policy (10 steps, gaze model 10 steps)"] < 30
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(.*episodes_per_task: \d+ there, 3 here"):
         run_demo(out, DemoConfig(episodes_per_task=3))

@@ -50,7 +50,7 @@ def test_run_layout_and_exact_resume(one_episode, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--resume"):
         train_policy(one_episode, tmp_path / "split", config, progress=False)
     other = dataclasses.replace(config, learning_rate=1e-3)
-    with pytest.raises(ValueError, match=r"learning_rate: 0.0005 -> 0.001"):
+    with pytest.raises(ValueError, match=r"learning_rate: 0.0005 there, 0.001 here"):
         train_policy(one_episode, tmp_path / "split", other, resume=True, progress=False)
     summary = train_policy(one_episode, tmp_path / "split", config, resume=True, progress=False)
     state = tmp_path / "split" / "checkpoints" / "000003" / "training_state" / "trainer_state.json"
