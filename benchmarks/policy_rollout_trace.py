@@ -25,13 +25,15 @@ def main() -> int:
     parser.add_argument("--episodes", type=Path, help="the episodes file (default RUN/eval/episodes.jsonl)")
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: every task in the file)")
     parser.add_argument("--json", type=Path, default=RESULTS / "policy_rollout_trace.json")
+    parser.add_argument("--show-keyframes", choices=("none", "failed", "all"), default="none",
+                        help="print each (failed) episode's keyframes beside the expert's")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
     from cortico.atomic import write_json_atomic
     from cortico.policies.evaluation import load_finished_episodes
-    from cortico.policies.rollout_trace import trace_rollouts
+    from cortico.policies.rollout_trace import keyframe_table, trace_rollouts
 
     path = args.episodes or args.run / "eval" / "episodes.jsonl"
     wanted = {t.strip() for t in args.tasks.split(",") if t.strip()}
@@ -49,6 +51,10 @@ def main() -> int:
     }
     write_json_atomic(args.json, results)
     print(json.dumps({k: results[k] for k in ("all", "tasks", "expert_failed_episodes")}, indent=1))
+    for row in results["episodes"]:
+        if args.show_keyframes == "all" or (args.show_keyframes == "failed" and not row["success"]):
+            print(f"\n{row['task']} seed {row['seed']}: {'success' if row['success'] else 'failure'}")
+            print(keyframe_table(row["keyframes"], row["expert_keyframes"]))
     return 0
 
 

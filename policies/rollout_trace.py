@@ -64,6 +64,28 @@ def summarise(traces: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def keyframe_table(policy_keyframes: np.ndarray, expert_keyframes: np.ndarray) -> str:
+    """The policy's keyframes beside the expert's, one row per keyframe: x y z (cm), gripper, distance (cm).
+
+    Reading these shows what the medians hide: a stage repeated, a pre-grasp skipped, a carry to the wrong place.
+    """
+    policy_keyframes, expert_keyframes = np.asarray(policy_keyframes), np.asarray(expert_keyframes)
+
+    def cell(row: np.ndarray | None) -> str:
+        if row is None:
+            return " " * 29
+        x, y, z = 100 * row[:3]
+        return f"{x:7.1f} {y:7.1f} {z:7.1f} {'open' if row[3] >= 0.5 else 'shut'}"
+
+    lines = [f"{'#':>3} {'policy x/y/z cm, gripper':^29} | {'expert x/y/z cm, gripper':^29} | apart cm"]
+    for index in range(max(len(policy_keyframes), len(expert_keyframes))):
+        ours = policy_keyframes[index] if index < len(policy_keyframes) else None
+        theirs = expert_keyframes[index] if index < len(expert_keyframes) else None
+        apart = "" if ours is None or theirs is None else f"{100 * np.linalg.norm(ours[:3] - theirs[:3]):8.1f}"
+        lines.append(f"{index:3d} {cell(ours)} | {cell(theirs)} | {apart}".rstrip())
+    return "\n".join(lines)
+
+
 def trace_rollouts(episodes: list[EpisodeResult], progress: bool = True) -> dict[str, Any]:
     """Trace every episode against the expert; per-task summaries of the successful and failed ones apart.
 
@@ -82,8 +104,11 @@ def trace_rollouts(episodes: list[EpisodeResult], progress: bool = True) -> dict
             expert_failed += 1
             continue
         theirs = np.array([[*a.position, float(a.gripper_open)] for a in expert.actions])
-        trace = trace_episode(np.asarray(episode.actions, dtype=float), theirs)
-        per_episode.append({"task": episode.task, "seed": episode.seed, "success": episode.success, **trace})
+        ours = np.asarray(episode.actions, dtype=float)
+        per_episode.append({
+            "task": episode.task, "seed": episode.seed, "success": episode.success, **trace_episode(ours, theirs),
+            "keyframes": np.round(ours, 4).tolist(), "expert_keyframes": np.round(theirs, 4).tolist(),
+        })  # fmt: skip
 
     def split(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {
