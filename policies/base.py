@@ -49,6 +49,9 @@ class PolicyConfig:
         image_size: camera image size the policy was trained with (evaluation renders at this size).
         text_model: the frozen text encoder.
         tasks: tasks seen in training (an instruction of another task is flagged by evaluation).
+        proprio_position: also give the policy the gripper's position (scaled to [-1, 1] in the workspace),
+            the cheapest cue of which stage of a task the arm is in. Off by default and in every checkpoint
+            saved before the setting existed.
     """
 
     type: ClassVar[str] = ""
@@ -59,6 +62,12 @@ class PolicyConfig:
     image_size: int = 128
     text_model: str = "minilm"
     tasks: tuple[str, ...] = ()
+    proprio_position: bool = False
+
+    @property
+    def proprio_dim(self) -> int:
+        """Width of :func:`proprioception`'s output for this configuration."""
+        return 5 if self.proprio_position else 2
 
     def without_augmentation(self) -> PolicyConfig:
         """The same configuration with training augmentation off (for short trainings; see docs/policies.md)."""
@@ -247,6 +256,19 @@ def to_device(batch: dict[str, Any], device: torch.device | str) -> dict[str, An
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def proprioception(batch: dict[str, Any]) -> torch.Tensor:
-    """``(B, 2)``: gripper open state and time (tens of seconds), the policies' low-dimensional input."""
-    return torch.stack([batch["gripper_open"].float(), batch["time"].float() / 10.0], dim=1)
+def proprioception(
+    batch: dict[str, Any], config: PolicyConfig, gripper_position: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The policies' low-dimensional input, ``(B, config.proprio_dim)``.
+
+    Gripper open state and time (tens of seconds); with ``config.proprio_position`` also the gripper's
+    position scaled to [-1, 1] in the workspace: ``gripper_position`` ``(B, 3)`` when the scene was moved by
+    augmentation, else the batch's ``gripper_pose``.
+    """
+    state = [batch["gripper_open"].float()[:, None], batch["time"].float()[:, None] / 10.0]
+    if config.proprio_position:
+        position = batch["gripper_pose"][:, :3].float() if gripper_position is None else gripper_position
+        low = torch.tensor(config.workspace_low, device=position.device)
+        high = torch.tensor(config.workspace_high, device=position.device)
+        state.append(2 * (position - low) / (high - low) - 1)
+    return torch.cat(state, dim=1)

@@ -59,7 +59,7 @@ class CNNPolicy(KeyframePolicy):
             channels = out
         self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten())
         self.camera_embedding = nn.Parameter(torch.zeros(len(config.cameras), 4 * w))
-        features = len(config.cameras) * 4 * w + 384 + 2
+        features = len(config.cameras) * 4 * w + 384 + config.proprio_dim
         self.trunk = nn.Sequential(
             nn.Linear(features, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.hidden), nn.GELU()
         )
@@ -76,7 +76,7 @@ class CNNPolicy(KeyframePolicy):
             flat = _random_shift(flat, self.config.shift_pixels, generator)
         encoded = self.encoder(flat * 2 - 1).view(batch_size, views, -1) + self.camera_embedding
         text = self.encode_text(batch["instruction"]).pooled
-        return self.trunk(torch.cat([encoded.flatten(1), text, proprioception(batch)], dim=1))
+        return self.trunk(torch.cat([encoded.flatten(1), text, proprioception(batch, self.config)], dim=1))
 
     def _bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         return (

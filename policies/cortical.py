@@ -108,6 +108,8 @@ class CorticalConfig(PolicyConfig):
         return dataclasses.replace(self, augmentation=SceneAugmentation.none())
 
     def __post_init__(self) -> None:
+        for name in ("coarse", "fine"):  # the view transformers read what proprioception() gives
+            object.__setattr__(self, name, dataclasses.replace(getattr(self, name), proprio_dim=self.proprio_dim))
         if not (self.static_stream or self.dynamic_stream):
             raise ValueError("at least one stream (static or dynamic) must be on")
         for name, stage in (("coarse", self.coarse), ("fine", self.fine)):
@@ -307,7 +309,7 @@ class CorticalPolicy(KeyframePolicy):
         scene = build_scene(batch, c.bounds, c.augmentation if self.training else None, generator)
         target = scene.actions[:, :3]
         text = self.encode_text(batch["instruction"])
-        proprio = proprioception(batch)
+        proprio = proprioception(batch, c, scene.move(batch["gripper_pose"][:, :3].float()))
         losses: dict[str, torch.Tensor] = {}
         if c.static_stream:
             views, output, consistency = self._coarse_stage(scene, text, proprio, generator)
@@ -338,7 +340,7 @@ class CorticalPolicy(KeyframePolicy):
         c = self.config
         scene = build_scene(batch, c.bounds)
         text = self.encode_text(batch["instruction"])
-        proprio = proprioception(batch)
+        proprio = proprioception(batch, c)
         precision = ATTENTION_DTYPES[c.attention_precision]
         coarse_position = None
         if c.static_stream:

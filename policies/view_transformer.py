@@ -32,7 +32,7 @@ class ViewTransformerConfig:
         intra_layers: layers attending within one view (0: patch tokens go straight to the cross layers).
         cross_layers: layers attending across views, language and extra tokens (at least one).
         text_dim: width of the text encoder's token features.
-        proprio_dim: proprioceptive inputs (gripper state, time).
+        proprio_dim: proprioceptive inputs (a policy sets it to its ``PolicyConfig.proprio_dim``).
         decoder_channels: channels of the full-resolution decoder features.
     """
 

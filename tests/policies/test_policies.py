@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from cortico.envs.metaworld_backend import MetaWorldEnv
 from cortico.policies.base import KeyframePolicy, PolicyLoadError
 from cortico.policies.cortical import CorticalPolicy, RVTPolicy, keypoint_consistency
 
-from .conftest import CAMERAS, TINY_VIEW, make_policy
+from .conftest import CAMERAS, TINY_VIEW, make_policy, tiny_configs
 
 KINDS = ("cortical", "rvt", "cnn")
 
@@ -206,3 +207,44 @@ def test_bfloat16_attention_is_an_inference_option_that_leaves_training_in_float
     assert policy.loss(one_episode_batch, torch.Generator().manual_seed(0))["total"] == float_loss
     action = policy.predict({key: value[:1] for key, value in one_episode_batch.items()})[0]
     assert np.isfinite(action.to_array()).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_gripper_position_is_an_optional_input_and_older_checkpoints_load_without_it(
+    kind, one_episode_batch, tmp_path
+):
+    from cortico.policies.base import POLICIES, proprioception
+
+    config = dataclasses.replace(tiny_configs()[kind], proprio_position=True)
+    torch.manual_seed(0)
+    policy = POLICIES.get(kind)(config).eval()
+    state = proprioception(one_episode_batch, config)
+    assert state.shape == (len(one_episode_batch["time"]), 5) and state[:, 2:].abs().max() <= 1.0
+    assert torch.isfinite(policy.loss(one_episode_batch, torch.Generator().manual_seed(0))["total"])
+    if kind != "cnn":  # both view transformers read the wider input
+        assert config.coarse.proprio_dim == config.fine.proprio_dim == 5
+    policy.save(tmp_path / "with")
+    before = policy.predict(one_episode_batch)
+    after = KeyframePolicy.load(tmp_path / "with").predict(one_episode_batch)
+    assert [a.to_array().tolist() for a in before] == [a.to_array().tolist() for a in after]
+
+    make_policy(kind).save(tmp_path / "older")  # a checkpoint saved before the setting existed
+    saved = json.loads((tmp_path / "older" / "config.json").read_text())
+    del saved["proprio_position"]
+    (tmp_path / "older" / "config.json").write_text(json.dumps(saved))
+    older = KeyframePolicy.load(tmp_path / "older")
+    assert not older.config.proprio_position and proprioception(one_episode_batch, older.config).shape[1] == 2
+
+
+def test_augmentation_moves_the_gripper_position_with_the_scene(one_episode_batch):
+    from cortico.policies.augmentation import SceneAugmentation
+    from cortico.policies.scene import build_scene
+
+    config = tiny_configs()["rvt"]
+    generator = torch.Generator().manual_seed(0)
+    scene = build_scene(one_episode_batch, config.bounds, SceneAugmentation(yaw_degrees=45.0), generator)
+    gripper = one_episode_batch["gripper_pose"][:, :3].float()
+    target = one_episode_batch["action"][:, :3].float()
+    moved = scene.move(gripper)
+    assert (moved - gripper).norm(dim=1).max() > 0.01  # the scene did move
+    torch.testing.assert_close((scene.actions[:, :3] - moved).norm(dim=1), (target - gripper).norm(dim=1))
