@@ -232,6 +232,9 @@ def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> Non
         raise MemoryInputError(f"{path} is corrupt ({error}); delete {workdir} to start over") from error
     if stored != settings:
         changed = settings_differences(stored.get("config", {}), settings["config"])
+        removed = sorted(set(stored.get("config", {})) - set(settings["config"]))
+        if removed:  # the stages were trained with settings this version no longer has
+            changed.append(f"made with settings this version no longer has: {', '.join(removed)}")
         if stored.get("demos_index_sha256") != settings["demos_index_sha256"]:
             changed.append("the demos differ (their index.json changed)")
         raise MemoryInputError(

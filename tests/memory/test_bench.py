@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +18,9 @@ from cortico.memory.bench import (
     accuracy_by_history,
     perception_quality,
     pool_bins,
+    prepare_workdir,
     run_benchmark,
+    run_settings,
 )
 from cortico.memory.qa import Question
 from cortico.memory.records import FrameRecord, MemoryInputError
@@ -155,3 +158,16 @@ def test_perception_quality_scores_what_the_encoder_saw_against_the_simulator(st
     # pre-grasp frames: 10 + 10 + 4 (20-23, the grasp at 24) + 10; wrong: 21 and 30
     assert quality["pre_grasp_frames"] == 34
     assert quality["pre_grasp_region_agreement"] == pytest.approx(32 / 34)
+
+
+def test_a_kept_folder_made_with_a_setting_that_no_longer_exists_is_refused_by_name(tmp_path):
+    (tmp_path / "demos").mkdir()
+    (tmp_path / "demos" / "index.json").write_text("{}")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    stored = run_settings(BenchConfig(), tmp_path / "demos")
+    stored["config"]["retired_option"] = 4
+    (workdir / "bench.json").write_text(json.dumps(stored))
+    with pytest.raises(MemoryInputError, match="no longer has: retired_option"):
+        prepare_workdir(workdir, BenchConfig(), tmp_path / "demos")
+    assert json.loads((workdir / "bench.json").read_text()) == stored  # what was kept is untouched
