@@ -2,7 +2,9 @@
 
 Training streams train the frame encoder and the reader (on evidence from every policy and budget, so one
 reader serves them all; with ``readers`` > 1, an ensemble of readers from successive seeds, because one
-reader's training decides whether it learns the rarer templates at all); held-out streams (other episodes)
+reader's training decides whether it learns the rarer templates at all; with ``reader_candidates``, more
+readers are trained and those that learned the most templates of their own training questions kept);
+held-out streams (other episodes)
 are evaluated. Beside every policy stand the blind bound (question and options only: if it is far above
 chance, the generator leaks answers) and the oracle bound (every frame of the past, one token each: the
 ceiling when the budget does not bind).
@@ -35,6 +37,8 @@ from cortico.memory.reader import (
     option_probabilities,
     predict,
     question_anchor,
+    select_readers,
+    template_accuracy,
     train_reader,
 )
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryInputError, MemoryItem
@@ -59,6 +63,7 @@ class BenchConfig:
     encoder_scenes_per_task: int = 200  # freshly placed scenes per task beside the demo frames (memory/scenes.py)
     reader_steps: int = 1500
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
+    reader_candidates: int = 0  # readers trained in all (0: readers); the best `readers` answer (select_readers)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
     older_tasks: bool = True  # also questions two to six tasks back (qa.py; BENCHMARKS.md)
@@ -230,13 +235,14 @@ def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> Non
         stored = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise MemoryInputError(f"{path} is corrupt ({error}); delete {workdir} to start over") from error
-    if stored != settings:
-        changed = settings_differences(stored.get("config", {}), settings["config"])
-        removed = sorted(set(stored.get("config", {})) - set(settings["config"]))
-        if removed:  # the stages were trained with settings this version no longer has
-            changed.append(f"made with settings this version no longer has: {', '.join(removed)}")
-        if stored.get("demos_index_sha256") != settings["demos_index_sha256"]:
-            changed.append("the demos differ (their index.json changed)")
+    # more reader candidates only add stages after the kept ones, which stay valid
+    changed = settings_differences(stored.get("config", {}), settings["config"], may_change=("reader_candidates",))
+    removed = sorted(set(stored.get("config", {})) - set(settings["config"]))
+    if removed:  # the stages were trained with settings this version no longer has
+        changed.append(f"made with settings this version no longer has: {', '.join(removed)}")
+    if stored.get("demos_index_sha256") != settings["demos_index_sha256"]:
+        changed.append("the demos differ (their index.json changed)")
+    if changed:
         raise MemoryInputError(
             f"{workdir} holds the stages of a benchmark run with other settings ({'; '.join(changed)}); "
             "pass another --workdir, or delete that folder to start over"
@@ -308,7 +314,8 @@ def run_benchmark(
         """Where a trained stage is kept (None: nowhere)."""
         return None if workdir is None else Path(workdir) / name
 
-    names = ("encoder", *(f"reader-{number}" for number in range(config.readers)), "blind")
+    candidates = max(config.readers, config.reader_candidates)
+    names = ("encoder", *(f"reader-{number}" for number in range(candidates)), "blind")
     loaded = [name for name in names if (path := stage(name)) is not None and path.exists()]
     train_plans, test_plans = plan_benchmark_streams(
         data, config.train_streams, config.test_streams, config.episodes_per_stream, config.seed
@@ -363,7 +370,7 @@ def run_benchmark(
     dim = records[0][0].embedding.shape[0]
     text_dim = text.encoder.dim
     readers, reader_losses = [], []
-    for number in range(config.readers):
+    for number in range(candidates):
         reader = MemoryReader(dim, text_dim)
         reader_losses.append(trained_reader(
             reader, mixed, config.reader_steps, config.seed + number, stage(f"reader-{number}"),
@@ -371,6 +378,16 @@ def run_benchmark(
             balance_templates=config.balance_templates,
         ))  # fmt: skip
         readers.append(reader)
+    selection = None
+    if candidates > config.readers:  # keep the readers that learned the most templates of their training questions
+        accuracies = [template_accuracy(reader, mixed) for reader in readers]
+        kept = select_readers(accuracies, config.readers)
+        selection = [
+            {"seed": config.seed + number, "final_loss": reader_losses[number], "kept": number in kept,
+             "training_accuracy_per_template": accuracies[number]}
+            for number in range(candidates)
+        ]  # fmt: skip
+        readers, reader_losses = [readers[i] for i in kept], [reader_losses[i] for i in kept]
     blind = MemoryReader(dim, text_dim, use_memory=False)  # always unbalanced: the bound the committed runs report
     trained_reader(blind, examples(train_ids, "blind"), config.reader_steps // 2, config.seed, stage("blind"),
                    progress=progress)  # fmt: skip
@@ -403,6 +420,7 @@ def run_benchmark(
         "readers": config.readers,
         "training_templates": dict(sorted(Counter(e.template for e in mixed).items())),
         "reader_final_loss": reader_losses,
+        "reader_selection": selection,
         "stages_loaded": loaded,
         "perceived_object": perception_quality(test, records[config.train_streams :]),
         "blind": score(predict(blind, examples(test_ids, "blind"))),

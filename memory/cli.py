@@ -36,6 +36,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--readers", type=int, default=1, help="readers trained from successive seeds, answering as an ensemble"
     )
+    bench.add_argument(
+        "--reader-candidates", type=int, default=0,
+        help="train this many readers (0: --readers) and keep the --readers with the best mean accuracy per "
+        "template on their own training questions (a seed that never learned a rare template is left out)",
+    )  # fmt: skip
     bench.add_argument("--encoder-steps", type=int, default=3000, help="training steps of the probe frame encoder")
     bench.add_argument(
         "--encoder-scenes", type=int, default=200,
@@ -108,6 +113,10 @@ def _bench(args: argparse.Namespace) -> int:
     for name in ("reader_steps", "readers", "encoder_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.reader_candidates and args.reader_candidates < args.readers:
+        raise ValueError(
+            f"--reader-candidates must be 0 (off) or at least --readers ({args.readers}), got {args.reader_candidates}"
+        )
     if args.encoder_scenes < 0:
         raise ValueError(f"--encoder-scenes must be >= 0 (0: demo frames only), got {args.encoder_scenes}")
     if not args.pointer_loss_weight >= 0:
@@ -124,6 +133,7 @@ def _bench(args: argparse.Namespace) -> int:
         policies=policies,
         reader_steps=args.reader_steps,
         readers=args.readers,
+        reader_candidates=args.reader_candidates,
         encoder_steps=args.encoder_steps,
         encoder_scenes_per_task=args.encoder_scenes,
         pointer_loss_weight=args.pointer_loss_weight,

@@ -28,8 +28,8 @@ fits the benchmark (the language modules can replace it).
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +53,7 @@ class ReaderExample:
     features: np.ndarray  # (N, F) per-token side information
     kinds: np.ndarray  # (N,) 0 now, 1 clear memory, 2 fuzzy memory, 3 note
     answer: int
-    template: str = ""  # the question's template: not read by the reader, only used to balance its training
+    template: str = ""  # the question's template: not read by the reader (balancing and selecting readers)
 
 
 # age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
@@ -459,3 +459,25 @@ def predict(
 ) -> np.ndarray:
     """Chosen option per example (by the readers' mean probabilities when several are given)."""
     return option_probabilities(readers, examples, batch_size).argmax(axis=1)
+
+
+def template_accuracy(reader: MemoryReader, examples: list[ReaderExample]) -> dict[str, float]:
+    """One reader's accuracy on ``examples``, per question template."""
+    examples = sorted(examples, key=lambda e: len(e.kinds))  # batches of similar lengths: little padding
+    chosen = predict(reader, examples)
+    outcomes: dict[str, list[bool]] = defaultdict(list)
+    for example, choice in zip(examples, chosen):
+        outcomes[example.template].append(bool(choice == example.answer))
+    return {template: float(np.mean(values)) for template, values in sorted(outcomes.items())}
+
+
+def select_readers(accuracies: Sequence[Mapping[str, float]], keep: int) -> list[int]:
+    """Indices (in order) of the ``keep`` readers with the best mean of their per-template accuracies.
+
+    Every template counts alike, so a reader that never learned a rare template (which happens to some seeds
+    and not others) ranks below one that learned them all; ties keep the earlier reader.
+    """
+    if not 1 <= keep <= len(accuracies):
+        raise ValueError(f"keep must be between 1 and the {len(accuracies)} readers, got {keep}")
+    means = [float(np.mean(list(a.values()))) if a else 0.0 for a in accuracies]
+    return sorted(sorted(range(len(means)), key=lambda i: (-means[i], i))[:keep])

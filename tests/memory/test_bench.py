@@ -42,7 +42,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
         policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=10, readers=2,
-        sources_per_question=2,
+        reader_candidates=3, sources_per_question=2,
     )  # fmt: skip
     workdir = tmp_path / "work"
     results = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
@@ -70,6 +70,10 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
         assert sum(b["questions"] for b in row["backward_by_evidence_age"]["bins"].values()) == asked
     assert set(results["backward_by_evidence_age_pooled"]) == {"cortico", "uniform"}
     assert results["readers"] == 2 and len(results["reader_final_loss"]) == 2
+    selection = results["reader_selection"]  # three candidates trained, the two best on their training kept
+    assert [c["seed"] for c in selection] == [0, 1, 2] and sum(c["kept"] for c in selection) == 2
+    kept_losses = [c["final_loss"] for c in selection if c["kept"]]
+    assert kept_losses == results["reader_final_loss"]
     pooled = results["backward_by_history_pooled"]
     assert set(pooled) == {"cortico", "uniform"}
     for label, cell in pooled["cortico"].items():
@@ -77,14 +81,18 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
         assert cell["questions"] == sum(r["questions"] for r in rows)
 
     # interrupted after the encoder and the first reader: the same call resumes to the same results
-    assert results["stages_loaded"] == [] and {"encoder", "reader-0", "reader-1", "blind"} <= set(os.listdir(workdir))
-    for stage in ("reader-1", "blind"):
+    stages = {"encoder", "reader-0", "reader-1", "reader-2", "blind"}
+    assert results["stages_loaded"] == [] and stages <= set(os.listdir(workdir))
+    for stage in ("reader-1", "reader-2", "blind"):
         shutil.rmtree(workdir / stage)
     resumed = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
     assert resumed["stages_loaded"] == ["encoder", "reader-0"]
     assert _without_timings(resumed) == _without_timings(results)
     with pytest.raises(MemoryInputError, match=r"other settings \(readers: 2 there, 3 here\)"):
         run_benchmark(mt10_small, dataclasses.replace(config, readers=3), progress=False, workdir=workdir)
+    more = run_benchmark(mt10_small, dataclasses.replace(config, reader_candidates=4), progress=False, workdir=workdir)
+    assert more["stages_loaded"] == ["encoder", "reader-0", "reader-1", "reader-2", "blind"]  # one more reader trained
+    assert len(more["reader_selection"]) == 4 and len(more["reader_final_loss"]) == 2
 
 
 def _without_timings(results: dict) -> dict:
@@ -171,3 +179,14 @@ def test_a_kept_folder_made_with_a_setting_that_no_longer_exists_is_refused_by_n
     with pytest.raises(MemoryInputError, match="no longer has: retired_option"):
         prepare_workdir(workdir, BenchConfig(), tmp_path / "demos")
     assert json.loads((workdir / "bench.json").read_text()) == stored  # what was kept is untouched
+
+
+def test_readers_are_selected_by_their_mean_accuracy_over_templates() -> None:
+    from cortico.memory.reader import select_readers
+
+    knows_all = {"common": 0.9, "rare": 0.9}
+    never_learned_rare = {"common": 1.0, "rare": 0.25}  # more often right overall, but one template at chance
+    assert select_readers([never_learned_rare, knows_all, knows_all], keep=2) == [1, 2]
+    assert select_readers([knows_all, knows_all], keep=1) == [0]  # a tie keeps the earlier seed
+    with pytest.raises(ValueError, match="between 1 and the 2 readers"):
+        select_readers([knows_all, knows_all], keep=3)
