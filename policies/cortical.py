@@ -309,7 +309,8 @@ class CorticalPolicy(KeyframePolicy):
         scene = build_scene(batch, c.bounds, c.augmentation if self.training else None, generator)
         target = scene.actions[:, :3]
         text = self.encode_text(batch["instruction"])
-        proprio = proprioception(batch, c, scene.move(batch["gripper_pose"][:, :3].float()))
+        moved_gripper = scene.move(batch["gripper_pose"][:, :3].float()) if c.proprio_position else None
+        proprio = proprioception(batch, c, moved_gripper)
         losses: dict[str, torch.Tensor] = {}
         if c.static_stream:
             views, output, consistency = self._coarse_stage(scene, text, proprio, generator)
