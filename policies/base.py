@@ -88,6 +88,10 @@ class PolicyConfig:
         values = {key: _same_kind(key, value, getattr(self, key)) for key, value in settings.items()}
         return dataclasses.replace(self, **values)
 
+    def workspace_tensors(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The workspace's low and high corners as tensors on ``device``."""
+        return (torch.tensor(self.workspace_low, device=device), torch.tensor(self.workspace_high, device=device))
+
     @property
     def bounds(self) -> WorkspaceBounds:
         """The workspace as a :class:`WorkspaceBounds`."""
@@ -268,7 +272,6 @@ def proprioception(
     state = [batch["gripper_open"].float()[:, None], batch["time"].float()[:, None] / 10.0]
     if config.proprio_position:
         position = batch["gripper_pose"][:, :3].float() if gripper_position is None else gripper_position
-        low = torch.tensor(config.workspace_low, device=position.device)
-        high = torch.tensor(config.workspace_high, device=position.device)
+        low, high = config.workspace_tensors(position.device)
         state.append(2 * (position - low) / (high - low) - 1)
     return torch.cat(state, dim=1)

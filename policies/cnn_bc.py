@@ -78,19 +78,13 @@ class CNNPolicy(KeyframePolicy):
         text = self.encode_text(batch["instruction"]).pooled
         return self.trunk(torch.cat([encoded.flatten(1), text, proprioception(batch, self.config)], dim=1))
 
-    def _bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.tensor(self.config.workspace_low, device=device),
-            torch.tensor(self.config.workspace_high, device=device),
-        )
-
     def _bins(self, positions: torch.Tensor) -> torch.Tensor:
-        low, high = self._bounds(positions.device)
+        low, high = self.config.workspace_tensors(positions.device)
         unit = ((positions - low) / (high - low)).clamp(0.0, 1.0 - 1e-6)
         return (unit * self.config.position_bins).long()
 
     def _centres(self, bins: torch.Tensor) -> torch.Tensor:
-        low, high = self._bounds(bins.device)
+        low, high = self.config.workspace_tensors(bins.device)
         return low + (bins.float() + 0.5) / self.config.position_bins * (high - low)
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, torch.Tensor]:
