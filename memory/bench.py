@@ -3,7 +3,8 @@
 Training streams train the frame encoder and the reader (on evidence from every policy and budget, so one
 reader serves them all; with ``readers`` > 1, an ensemble of readers from successive seeds, because one
 reader's training decides whether it learns the rarer templates at all; with ``reader_candidates``, more
-readers are trained and those that learned the most templates of their own training questions kept);
+readers are trained and those that learned the most templates kept, judged on their own training questions
+or, with ``selection_streams``, on the questions of training streams kept out of the readers' training);
 held-out streams (other episodes)
 are evaluated. Beside every policy stand the blind bound (question and options only: if it is far above
 chance, the generator leaks answers) and the oracle bound (every frame of the past, one token each: the
@@ -64,11 +65,24 @@ class BenchConfig:
     reader_steps: int = 1500
     readers: int = 1  # readers trained from seeds seed, seed + 1, ...; they answer together (mean probabilities)
     reader_candidates: int = 0  # readers trained in all (0: readers); the best `readers` answer (select_readers)
+    selection_streams: int = 0  # the last training streams whose questions judge the candidates (0: training questions)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
     older_tasks: bool = True  # also questions two to six tasks back (qa.py; BENCHMARKS.md)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.selection_streams and not self.reader_candidates > self.readers:
+            raise ValueError(
+                f"selection_streams ({self.selection_streams}) judge reader candidates: it needs reader_candidates "
+                f"above readers ({self.reader_candidates} and {self.readers})"
+            )
+        if not 0 <= self.selection_streams < self.train_streams:
+            raise ValueError(
+                f"selection_streams must be between 0 and train_streams - 1 ({self.train_streams - 1}), "
+                f"got {self.selection_streams}"
+            )
 
 
 class TextCache:
@@ -206,6 +220,12 @@ def training_examples(
     return out
 
 
+def reader_split(config: BenchConfig) -> tuple[range, range]:
+    """The training streams whose questions train the readers, and the last ones, which judge the candidates."""
+    first_judge = config.train_streams - config.selection_streams
+    return range(first_judge), range(first_judge, config.train_streams)
+
+
 def evidence_retained(q: Question, evidence: Evidence) -> bool:
     """Whether a frame from the evidence span is still in memory (as an item or a note's key frame)."""
     start, end = q.evidence
@@ -235,9 +255,13 @@ def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> Non
         stored = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise MemoryInputError(f"{path} is corrupt ({error}); delete {workdir} to start over") from error
-    # more reader candidates only add stages after the kept ones, which stay valid
-    changed = settings_differences(stored.get("config", {}), settings["config"], may_change=("reader_candidates",))
-    removed = sorted(set(stored.get("config", {})) - set(settings["config"]))
+    # more reader candidates only add stages after the kept ones, which stay valid; a folder kept before
+    # selection_streams existed trained its readers on every training stream
+    saved = stored.get("config", {})
+    changed = settings_differences(
+        saved, settings["config"], may_change=("reader_candidates",), defaults={"selection_streams": 0}
+    )
+    removed = sorted(set(saved) - set(settings["config"]))
     if removed:  # the stages were trained with settings this version no longer has
         changed.append(f"made with settings this version no longer has: {', '.join(removed)}")
     if stored.get("demos_index_sha256") != settings["demos_index_sha256"]:
@@ -360,13 +384,17 @@ def run_benchmark(
         ]
 
     train_ids, test_ids = range(config.train_streams), range(config.train_streams, len(streams))
-    mixed = training_examples(
-        [(sid, q) for sid in train_ids for q in questions[sid]],
-        [(p, f) for p in config.policies for f in config.budgets],
-        config.sources_per_question,
-        lambda sid, q, source: make_example(q, records[sid], source_evidence(sid, q, *source), text),
-        np.random.default_rng(config.seed),
-    )
+    reader_ids, judge_ids = reader_split(config)
+    sources = [(p, f) for p in config.policies for f in config.budgets]
+    rng = np.random.default_rng(config.seed)
+
+    def read_as_in_training(stream_ids: range) -> list[ReaderExample]:
+        return training_examples(
+            [(sid, q) for sid in stream_ids for q in questions[sid]], sources, config.sources_per_question,
+            lambda sid, q, source: make_example(q, records[sid], source_evidence(sid, q, *source), text), rng,
+        )  # fmt: skip
+
+    mixed = read_as_in_training(reader_ids)
     dim = records[0][0].embedding.shape[0]
     text_dim = text.encoder.dim
     readers, reader_losses = [], []
@@ -379,12 +407,15 @@ def run_benchmark(
         ))  # fmt: skip
         readers.append(reader)
     selection = None
-    if candidates > config.readers:  # keep the readers that learned the most templates of their training questions
-        accuracies = [template_accuracy(reader, mixed) for reader in readers]
+    if candidates > config.readers:  # keep the readers that learned the most templates
+        held_out = config.selection_streams > 0
+        judged = read_as_in_training(judge_ids) if held_out else mixed
+        accuracies = [template_accuracy(reader, judged) for reader in readers]
         kept = select_readers(accuracies, config.readers)
+        judged_on = f"{config.selection_streams} held-out training streams" if held_out else "training questions"
         selection = [
             {"seed": config.seed + number, "final_loss": reader_losses[number], "kept": number in kept,
-             "training_accuracy_per_template": accuracies[number]}
+             "judged_on": judged_on, "accuracy_per_template": accuracies[number]}
             for number in range(candidates)
         ]  # fmt: skip
         readers, reader_losses = [readers[i] for i in kept], [reader_losses[i] for i in kept]

@@ -41,6 +41,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="train this many readers (0: --readers) and keep the --readers with the best mean accuracy per "
         "template on their own training questions (a seed that never learned a rare template is left out)",
     )  # fmt: skip
+    bench.add_argument(
+        "--selection-streams", type=int, default=0,
+        help="with --reader-candidates: keep the questions of this many training streams out of the readers' "
+        "training and judge the candidates on them instead of on their own training questions (0: off)",
+    )  # fmt: skip
     bench.add_argument("--encoder-steps", type=int, default=3000, help="training steps of the probe frame encoder")
     bench.add_argument(
         "--encoder-scenes", type=int, default=200,
@@ -134,6 +139,7 @@ def _bench(args: argparse.Namespace) -> int:
         reader_steps=args.reader_steps,
         readers=args.readers,
         reader_candidates=args.reader_candidates,
+        selection_streams=args.selection_streams,
         encoder_steps=args.encoder_steps,
         encoder_scenes_per_task=args.encoder_scenes,
         pointer_loss_weight=args.pointer_loss_weight,

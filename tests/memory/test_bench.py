@@ -19,6 +19,7 @@ from cortico.memory.bench import (
     perception_quality,
     pool_bins,
     prepare_workdir,
+    reader_split,
     run_benchmark,
     run_settings,
 )
@@ -42,7 +43,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
         policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=10, readers=2,
-        reader_candidates=3, sources_per_question=2,
+        reader_candidates=3, selection_streams=1, sources_per_question=2,
     )  # fmt: skip
     workdir = tmp_path / "work"
     results = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
@@ -70,8 +71,9 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
         assert sum(b["questions"] for b in row["backward_by_evidence_age"]["bins"].values()) == asked
     assert set(results["backward_by_evidence_age_pooled"]) == {"cortico", "uniform"}
     assert results["readers"] == 2 and len(results["reader_final_loss"]) == 2
-    selection = results["reader_selection"]  # three candidates trained, the two best on their training kept
+    selection = results["reader_selection"]  # three candidates trained, the two best on a held-out stream kept
     assert [c["seed"] for c in selection] == [0, 1, 2] and sum(c["kept"] for c in selection) == 2
+    assert {c["judged_on"] for c in selection} == {"1 held-out training streams"}
     kept_losses = [c["final_loss"] for c in selection if c["kept"]]
     assert kept_losses == results["reader_final_loss"]
     pooled = results["backward_by_history_pooled"]
@@ -190,3 +192,21 @@ def test_readers_are_selected_by_their_mean_accuracy_over_templates() -> None:
     assert select_readers([knows_all, knows_all], keep=1) == [0]  # a tie keeps the earlier seed
     with pytest.raises(ValueError, match="between 1 and the 2 readers"):
         select_readers([knows_all, knows_all], keep=3)
+
+
+def test_the_last_training_streams_judge_the_reader_candidates() -> None:
+    config = BenchConfig(train_streams=24, readers=3, reader_candidates=6, selection_streams=4)
+    assert reader_split(config) == (range(20), range(20, 24))  # the readers never see the judging streams
+    assert reader_split(BenchConfig()) == (range(24), range(24, 24))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"selection_streams": 1}, "needs reader_candidates above readers"),
+        ({"selection_streams": 24, "reader_candidates": 2}, r"between 0 and train_streams - 1 \(23\)"),
+    ],
+)
+def test_selection_streams_need_candidates_and_training_streams_left(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BenchConfig(**settings)
