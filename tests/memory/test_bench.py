@@ -91,7 +91,8 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     assert resumed["stages_loaded"] == ["encoder", "reader-0"]
     assert _without_timings(resumed) == _without_timings(results)
     with pytest.raises(MemoryInputError, match=r"other settings \(readers: 2 there, 3 here\)"):
-        run_benchmark(mt10_small, dataclasses.replace(config, readers=3), progress=False, workdir=workdir)
+        run_benchmark(mt10_small, dataclasses.replace(config, readers=3, reader_candidates=4), progress=False,
+                      workdir=workdir)  # fmt: skip
     more = run_benchmark(mt10_small, dataclasses.replace(config, reader_candidates=4), progress=False, workdir=workdir)
     assert more["stages_loaded"] == ["encoder", "reader-0", "reader-1", "reader-2", "blind"]  # one more reader trained
     assert len(more["reader_selection"]) == 4 and len(more["reader_final_loss"]) == 2
