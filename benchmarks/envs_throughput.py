@@ -113,8 +113,8 @@ def main() -> int:
                 episodes += 1
                 keyframes.append(len(record.keyframes))
                 env.reset(seed=seed)
-                for step in record.keyframes:
-                    outcome = env.execute(record.keyframe_action(step))
+                for action in record.keyframe_actions():
+                    outcome = env.execute(action)
                     if outcome.success:
                         break
                 solved += outcome.success

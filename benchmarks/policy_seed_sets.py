@@ -8,8 +8,9 @@ difference of two policies on it is noisier still; more seed sets narrow both. E
 same episodes (task and seed), so the first run's lead over each other run is paired episode by episode
 (``paired_difference``). Episodes resume from ``RUN/<folder>/episodes.jsonl``: ``eval`` for seed base 0 (what
 ``benchmarks/policy_suite.py`` wrote), ``eval_seed<K>`` for the others, with ``_<tag>`` appended when
-``--inference`` changes a setting, so those episodes never mix with the defaults'; ``--versus-defaults`` then
-pairs each run with itself at its default settings (does the setting change success?).
+``--inference`` changes a setting or the code changed what an episode does (the keyframe controller), so those
+episodes never mix with the untagged ones; ``--versus-defaults`` then pairs each run with its own untagged
+episodes (does the setting, or the change, change success?).
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keyframe-budget", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2, help="Ray workers running evaluation episodes")
     parser.add_argument("--inference", default="", help="JSON inference settings applied to every run")
-    parser.add_argument("--tag", default="", help="folder suffix for these settings' episodes (needs --inference)")
+    parser.add_argument("--tag", default="", help="folder suffix for these settings' (or this code's) episodes")
     parser.add_argument(
         "--versus-defaults", action="store_true",
-        help="with --inference: also pair each run with its own default settings on the same episodes",
+        help="with --tag: also pair each run with its own untagged episodes (default settings, earlier code)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS / "policy_seed_sets.json")
     args = parser.parse_args()
-    if bool(args.inference) != bool(args.tag):
-        parser.error("--inference and --tag go together: the tag keeps those episodes apart from the defaults'")
-    if args.versus_defaults and not args.inference:
-        parser.error("--versus-defaults compares --inference settings with the defaults: give --inference")
+    if args.inference and not args.tag:
+        parser.error("--inference needs --tag: the tag keeps those episodes apart from the defaults'")
+    if args.versus_defaults and not args.tag:
+        parser.error("--versus-defaults compares the tagged episodes with the untagged ones: give --tag")
     try:
         args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
         args.settings = json.loads(args.inference) if args.inference else {}

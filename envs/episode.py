@@ -39,23 +39,47 @@ class EpisodeRecord:
     keyframes: list[int]
     frame_steps: np.ndarray  # (F,) step index of each stored image frame
     cameras: dict[str, CameraSequence] = field(default_factory=dict)
+    # (T,) the gripper touched something not the robot at the step; empty when not recorded (before revision 4)
+    hand_contact: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def num_steps(self) -> int:
         """Number of recorded steps ``T``."""
         return int(self.gripper_pose.shape[0])
 
-    def keyframe_action(self, step: int) -> KeyframeAction:
-        """The keyframe action that reaches the gripper state recorded at ``step``."""
-        return keyframe_action_at(self.gripper_pose, self.gripper_open, step)
+    def keyframe_actions(self) -> list[KeyframeAction]:
+        """The keyframe actions that reach the gripper states recorded at the keyframes, in order."""
+        labels = ignore_collision_labels(self.hand_contact, self.keyframes)
+        return [
+            keyframe_action_at(self.gripper_pose, self.gripper_open, step, ignore)
+            for step, ignore in zip(self.keyframes, labels)
+        ]
 
 
-def keyframe_action_at(gripper_pose: np.ndarray, gripper_open: np.ndarray, step: int) -> KeyframeAction:
-    """Keyframe action for the recorded pose and gripper state at ``step`` (collision-aware motion)."""
+def ignore_collision_labels(hand_contact: np.ndarray, keyframes: list[int]) -> list[bool]:
+    """Per keyframe: whether the gripper touched something on the way there (since the previous keyframe).
+
+    A move made through contact (a push, a pull, a carry, a press) must not be planned around obstacles:
+    RLBench's ``ignore_collisions``. Without recorded contacts every move avoids collisions (all False).
+    """
+    contact = np.asarray(hand_contact, dtype=bool)
+    if contact.size == 0:
+        return [False] * len(keyframes)
+    labels, previous = [], 0
+    for step in keyframes:
+        labels.append(bool(contact[previous + 1 : step + 1].any()) if step > previous else bool(contact[step]))
+        previous = step
+    return labels
+
+
+def keyframe_action_at(
+    gripper_pose: np.ndarray, gripper_open: np.ndarray, step: int, ignore_collision: bool = False
+) -> KeyframeAction:
+    """Keyframe action for the recorded pose and gripper state at ``step``."""
     pose = gripper_pose[step]
     return KeyframeAction(
         position=pose[:3].copy(),
         quaternion=pose[3:7].copy(),
         gripper_open=bool(gripper_open[step] >= 0.5),
-        ignore_collision=False,
+        ignore_collision=ignore_collision,
     )

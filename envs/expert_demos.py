@@ -30,7 +30,9 @@ _PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 # hand-to-TCP offset, which brings the tool centre point, not the hand, to the goal.
 TCP_GOAL_TASKS = frozenset({"reach-v3", "reach-wall-v3"})
 # Bumped when the experts' demos change; a dataset records it, so a collection never mixes two revisions.
-EXPERT_REVISION = 3  # 2: the reach experts aim the tool centre point; 3: the first observation after reset is settled
+# 2: the reach experts aim the tool centre point; 3: the first observation after reset is settled; 4: the gripper's
+# contacts are recorded and label the keyframes' ignore_collision.
+EXPERT_REVISION = 4
 
 
 class ScriptedExpert:
@@ -87,6 +89,7 @@ def record_expert_episode(
     proprio = [env.proprioception()]
     states = [state]
     physics = [_physics_state(env)]
+    contact = [env.hand_in_contact()]
     actions = []
     remaining = steps_after_success
     while remaining > 0 and not env.episode_over:
@@ -97,6 +100,7 @@ def record_expert_episode(
         proprio.append(env.proprioception())
         states.append(state)
         physics.append(_physics_state(env))
+        contact.append(env.hand_in_contact())
 
     record = EpisodeRecord(
         task=env.task,
@@ -114,6 +118,7 @@ def record_expert_episode(
         actions=np.asarray(actions, dtype=np.float32).reshape(-1, 4),
         keyframes=[],
         frame_steps=np.zeros(0, dtype=np.int64),
+        hand_contact=np.array(contact, dtype=bool),
     )
     record.keyframes = extract_keyframes(  # of a failed attempt too (the expert policy can replay it)
         record.gripper_open,

@@ -32,6 +32,18 @@ FINGER_JOINTS = ("r_close", "l_close")
 _METAWORLD_PATH_LIMIT = 100_000
 
 
+_CONTACT_DISTANCE = 1e-3  # metres: MuJoCo contacts closer than this count as touching
+
+
+def _subtree_mask(model: mujoco.MjModel, root: int) -> np.ndarray:
+    """``(nbody,)`` True for ``root`` and the bodies below it."""
+    mask = np.zeros(model.nbody, dtype=bool)
+    mask[root] = True
+    for body in range(root + 1, model.nbody):  # MuJoCo numbers a parent before its children
+        mask[body] = mask[model.body_parentid[body]]
+    return mask
+
+
 def _wxyz_to_xyzw(quat: np.ndarray) -> np.ndarray:
     return np.array([quat[1], quat[2], quat[3], quat[0]], dtype=np.float64)
 
@@ -84,6 +96,9 @@ class MetaWorldEnv:
         self._finger_qpos = np.array([model.jnt_qposadr[model.joint(name).id] for name in FINGER_JOINTS])
         self._hand_body = model.body("hand").id
         self._mocap_id = int(model.body_mocapid[model.body("mocap").id])
+        # Bodies of the robot (the arm's subtree and the mocap) and of its gripper, for hand_in_contact().
+        self._robot_bodies = _subtree_mask(model, model.body("base").id) | (model.body_mocapid >= 0)
+        self._gripper_bodies = _subtree_mask(model, model.body("right_hand").id)
 
         self._renderer = MultiViewRenderer(
             model, self.data, [get_camera(name) for name in self.camera_names], image_size, render_options
@@ -199,6 +214,21 @@ class MetaWorldEnv:
             "time": self._steps * self.control_dt,
         }
 
+    def hand_in_contact(self) -> bool:
+        """Whether the gripper touches anything that is not the robot: an object, a handle, the table.
+
+        Demonstrations record it per step; a keyframe reached through contact is labelled ``ignore_collision``.
+        """
+        count = self.data.ncon
+        if count == 0:
+            return False
+        contacts = self.data.contact
+        first = self.model.geom_bodyid[contacts.geom1[:count]]
+        second = self.model.geom_bodyid[contacts.geom2[:count]]
+        grip, robot = self._gripper_bodies, self._robot_bodies
+        between = (grip[first] & ~robot[second]) | (grip[second] & ~robot[first])
+        return bool(np.any(between & (contacts.dist[:count] <= _CONTACT_DISTANCE)))
+
     # ------------------------------------------------------------------------------------------ vision
     def observe(self, cameras: Sequence[str] | None = None) -> Observation:
         """Render every camera (or only ``cameras``: cheaper for a per-step memory) into the contract's observation."""
@@ -257,8 +287,9 @@ class MetaWorldEnv:
     def execute(self, action: KeyframeAction, on_step: Callable[[MetaWorldEnv], None] | None = None) -> KeyframeOutcome:
         """Move the tool centre point to the keyframe, then set the gripper (RLBench's MoveArmThenGripper).
 
-        Meta-World's Sawyer keeps a fixed gripper orientation, so the quaternion is not executed, and moves
-        are straight lines (``ignore_collision`` has no effect). ``on_step`` is called after every
+        Meta-World's Sawyer keeps a fixed gripper orientation, so the quaternion is not executed. Moves are
+        straight lines; one that may not ignore collisions and is blocked goes over the obstacle once
+        (:func:`~cortico.envs.keyframe_servo.servo_to_keyframe`). ``on_step`` is called after every
         low-level step (e.g. to record video).
         """
         result = servo_to_keyframe(self, action, self.servo, on_step)

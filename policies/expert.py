@@ -30,7 +30,7 @@ class ExpertKeyframePolicy:
         if not record.success and (require_success or not record.keyframes):
             raise RuntimeError(f"the scripted expert fails {task} with seed {seed}; no keyframes to replay")
         self.task, self.seed, self.expert_succeeded = task, seed, bool(record.success)
-        self.actions = [record.keyframe_action(step) for step in record.keyframes]
+        self.actions = record.keyframe_actions()
         self._next = 0
 
     def act(self, observation: Observation | None = None, instruction: str | None = None) -> KeyframeAction:

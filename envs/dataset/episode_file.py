@@ -4,7 +4,8 @@ Layout (``FORMAT_VERSION`` 1)::
 
     attrs: format, format_version, task, instruction, seed, success, control_dt, cameras (JSON), image_size
     steps/{gripper_pose (T,7), gripper_open (T,), joint_positions (T,J), joint_velocities (T,J),
-           gripper_joint_positions (T,G), time (T,), state (T,S), actions (T-1,4)}
+           gripper_joint_positions (T,G), time (T,), state (T,S), actions (T-1,4),
+           hand_contact (T,) bool (optional: demos from expert revision 4 on)}
     keyframes (K,) int64, keyframe_actions (K,9) float32
     frames/step (F,) int64                      step index of each stored image frame
     frames/<camera>/{rgb (F,H,W,3) uint8, depth (F,H,W) float32, intrinsics (F,3,3), extrinsics (F,4,4)}
@@ -24,7 +25,7 @@ import h5py
 import numpy as np
 
 from cortico.atomic import atomic_path
-from cortico.envs.episode import CameraSequence, EpisodeRecord, keyframe_action_at
+from cortico.envs.episode import CameraSequence, EpisodeRecord
 
 FORMAT = "cortico-episode"
 FORMAT_VERSION = 1
@@ -70,10 +71,10 @@ def write_episode(path: str | os.PathLike[str], record: EpisodeRecord, *, compre
             for name in STEP_FIELDS:
                 steps.create_dataset(name, data=getattr(record, name))
             steps.create_dataset("actions", data=record.actions)
+            if len(record.hand_contact):
+                steps.create_dataset("hand_contact", data=np.asarray(record.hand_contact, dtype=bool))
             f.create_dataset("keyframes", data=np.asarray(record.keyframes, dtype=np.int64))
-            actions = [
-                keyframe_action_at(record.gripper_pose, record.gripper_open, k).to_array() for k in record.keyframes
-            ]
+            actions = [action.to_array() for action in record.keyframe_actions()]
             f.create_dataset("keyframe_actions", data=np.asarray(actions, dtype=np.float32).reshape(-1, 9))
             frames = f.create_group("frames")
             frames.create_dataset("step", data=np.asarray(record.frame_steps, dtype=np.int64))
@@ -117,6 +118,7 @@ def read_episode(path: str | os.PathLike[str], *, with_images: bool = True) -> E
                 actions=steps["actions"][()],
                 keyframes=[int(k) for k in f["keyframes"][()]],
                 frame_steps=f["frames/step"][()],
+                hand_contact=steps["hand_contact"][()] if "hand_contact" in steps else np.zeros(0, dtype=bool),
             )
             if with_images:
                 record.cameras = {
@@ -165,7 +167,7 @@ def _check_layout(f: h5py.File) -> None:
     if missing:
         raise CorruptEpisodeError(f"{name}: missing step fields {missing}")
     num_steps = steps["gripper_pose"].shape[0]
-    for field in STEP_FIELDS:
+    for field in (*STEP_FIELDS, *(["hand_contact"] if "hand_contact" in steps else [])):
         if steps[field].shape[0] != num_steps:
             raise CorruptEpisodeError(f"{name}: steps/{field} has {steps[field].shape[0]} rows, expected {num_steps}")
     if steps["actions"].shape[0] != num_steps - 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +54,24 @@ def test_episode_round_trip(tiny_dataset, tmp_path):
         for key in ("rgb", "depth", "intrinsics", "extrinsics"):
             np.testing.assert_array_equal(getattr(record.cameras[camera], key), getattr(again.cameras[camera], key))
     assert again.keyframes == record.keyframes and again.instruction == record.instruction
+    np.testing.assert_array_equal(again.hand_contact, record.hand_contact)
+    assert len(record.hand_contact) == record.num_steps and record.hand_contact.any()
+
+
+def test_keyframes_reached_through_contact_are_labelled_ignore_collision(tiny_dataset, tmp_path):
+    """Drawer-open: the approach to the handle touches nothing; the pull moves it through contact."""
+    entry = next(e for e in DatasetIndex.load(tiny_dataset).episodes if e.task == "drawer-open")
+    with h5py.File(tiny_dataset / entry.file, "r") as f:
+        labels = f["keyframe_actions"][:, 8]
+    assert labels[0] == 0 and labels[-1] == 1
+    # A file written before contacts were recorded reads with none, and every move then avoids collisions.
+    older = tmp_path / "older.h5"
+    shutil.copy(tiny_dataset / entry.file, older)
+    with h5py.File(older, "a") as f:
+        del f["steps/hand_contact"]
+    record = read_episode(older)
+    assert len(record.hand_contact) == 0
+    assert not any(action.ignore_collision for action in record.keyframe_actions())
 
 
 def test_keyframe_samples_pair_an_observation_with_the_next_keyframe(tiny_dataset):
@@ -63,7 +82,7 @@ def test_keyframe_samples_pair_an_observation_with_the_next_keyframe(tiny_datase
     first, second = dataset[0], dataset[1]
     assert first["step"] == 0 and first["target_step"] == record.keyframes[0]
     assert second["step"] == record.keyframes[0] and second["target_step"] == record.keyframes[1]
-    expected = record.keyframe_action(record.keyframes[0]).to_array()
+    expected = record.keyframe_actions()[0].to_array()
     np.testing.assert_allclose(first["action"].numpy(), expected, atol=1e-6)
     assert first["rgb"].shape == (len(TINY_CAMERAS), TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3)
     depth = first["depth"][0].numpy()

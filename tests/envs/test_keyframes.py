@@ -87,11 +87,26 @@ def test_replaying_expert_keyframes_solves_the_task(task):
             closes = [k for k in record.keyframes if record.gripper_open[k] == 0]
             assert closes, "a pick-and-place demo must contain a grasp keyframe"
         env.reset(seed=3)
-        for step in record.keyframes:
-            outcome = env.execute(record.keyframe_action(step))
+        for action in record.keyframe_actions():
+            outcome = env.execute(action)
         assert outcome.success, f"{task}: replay of keyframes {record.keyframes} failed ({outcome.message})"
     finally:
         env.close()
+
+
+def test_door_open_demo_labels_the_pull_but_not_the_approach_as_contact():
+    """The expert reaches past the handle touching nothing, then pulls the door open through the handle."""
+    env = MetaWorldEnv("door-open", cameras=["front"], image_size=32)
+    try:
+        env.reset(seed=0)
+        assert not env.hand_in_contact()  # the hand starts in free space
+        record = record_expert_episode(env, seed=0, store="keyframes")
+    finally:
+        env.close()
+    labels = [action.ignore_collision for action in record.keyframe_actions()]
+    assert record.success and not record.hand_contact[0]
+    assert labels[:2] == [False, False] and labels[-1]  # approach in free space; the last pull through the handle
+    assert labels == sorted(labels)  # once the hand holds the handle it keeps touching it
 
 
 @pytest.mark.parametrize("task", ["reach", "reach-wall"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cortico.envs.contract import KeyframeAction, Observation, ObservationError
+from cortico.envs.contract import KeyframeAction, KeyframeOutcome, Observation, ObservationError
 from cortico.envs.keyframe_servo import ServoConfig
 from cortico.envs.metaworld_backend import MetaWorldEnv
 from cortico.envs.mujoco_renderer import RenderOptions
@@ -127,14 +127,41 @@ def test_unreachable_target_is_reported(env):
 
 def test_blocked_target_stalls_instead_of_spinning():
     environment = MetaWorldEnv("drawer-open", cameras=["front"], image_size=32)
-    obs = environment.reset(seed=1)
+    obs = environment.reset(seed=1, instruction="open the drawer")
     handle = environment.state[4:7]
     inside_cabinet = handle + np.array([0.0, 0.15, 0.0])  # behind the closed drawer's front
-    outcome = environment.execute(KeyframeAction(inside_cabinet, obs.gripper_pose[3:], gripper_open=True))
+    straight = environment.execute(KeyframeAction(inside_cabinet, obs.gripper_pose[3:], True, ignore_collision=True))
+    environment.reset(seed=1)
+    detour = environment.execute(KeyframeAction(inside_cabinet, obs.gripper_pose[3:], gripper_open=True))
     environment.close()
-    assert not outcome.reached
-    assert "stalled" in outcome.message
-    assert outcome.steps < ServoConfig().max_steps
+    assert not straight.reached and "stalled" in straight.message
+    assert straight.steps < ServoConfig().max_steps
+    # The detour over the cabinet ends on its top, blocked again: one bounded try, then a clear message.
+    assert not detour.reached and detour.message.endswith("on the detour around an obstacle")
+    assert straight.steps < detour.steps < 5 * ServoConfig().max_steps
+
+
+def test_blocked_move_detours_over_the_obstacle_unless_collisions_may_be_ignored():
+    """Door-open, evaluation seed 1000004: a learned policy's low approach runs into the door's handle."""
+    environment = MetaWorldEnv("door-open", cameras=["front"], image_size=32)
+    quaternion = environment.reset(seed=1000004).gripper_pose[3:]
+    handle = environment.state[4:7].copy()
+    approach, behind_handle = handle + [-0.133, -0.009, -0.028], handle + [-0.046, -0.038, -0.068]
+
+    def blocked_move(ignore_collision: bool, servo: ServoConfig) -> KeyframeOutcome:
+        environment.servo = servo
+        environment.reset(seed=1000004)
+        environment.execute(KeyframeAction(approach, quaternion, gripper_open=False))
+        return environment.execute(KeyframeAction(behind_handle, quaternion, False, ignore_collision))
+
+    straight = blocked_move(True, ServoConfig())
+    wound_up = blocked_move(True, ServoConfig(max_correction=1e9))
+    detour = blocked_move(False, ServoConfig())
+    environment.close()
+    assert not straight.reached and "stalled" in straight.message
+    # Uncapped feedback winds the goal up while the hand is blocked; freed, the hand shoots 20 cm past.
+    assert wound_up.position_error > 0.15 and straight.position_error < 0.05
+    assert detour.reached and "detour" in detour.message and detour.position_error < 0.01
 
 
 def test_low_level_actions_are_validated(env):
