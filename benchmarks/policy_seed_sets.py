@@ -8,7 +8,7 @@ difference of two policies on it is noisier still; more seed sets narrow both. E
 same episodes (task and seed), so the first run's lead over each other run is paired episode by episode
 (``paired_difference``). Episodes resume from ``RUN/<folder>/episodes.jsonl``: ``eval`` for seed base 0 (what
 ``benchmarks/policy_suite.py`` wrote), ``eval_seed<K>`` for the others, with ``_<tag>`` appended when
-``--inference`` changes a setting or the code changed what an episode does (the keyframe controller), so those
+``--inference`` or ``--controller`` changes a setting, or the code changed what an episode does, so those
 episodes never mix with the untagged ones; ``--versus-defaults`` then pairs each run with its own untagged
 episodes (does the setting, or the change, change success?).
 """
@@ -34,6 +34,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keyframe-budget", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2, help="Ray workers running evaluation episodes")
     parser.add_argument("--inference", default="", help="JSON inference settings applied to every run")
+    parser.add_argument("--controller", default="", help="JSON keyframe controller settings for every run")
     parser.add_argument("--tag", default="", help="folder suffix for these settings' (or this code's) episodes")
     parser.add_argument(
         "--versus-defaults", action="store_true",
@@ -41,17 +42,18 @@ def parse_args() -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS / "policy_seed_sets.json")
     args = parser.parse_args()
-    if args.inference and not args.tag:
-        parser.error("--inference needs --tag: the tag keeps those episodes apart from the defaults'")
+    if (args.inference or args.controller) and not args.tag:
+        parser.error("--inference and --controller need --tag: the tag keeps those episodes apart from the defaults'")
     if args.versus_defaults and not args.tag:
         parser.error("--versus-defaults compares the tagged episodes with the untagged ones: give --tag")
     try:
         args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
         args.settings = json.loads(args.inference) if args.inference else {}
+        args.controller_settings = json.loads(args.controller) if args.controller else {}
     except ValueError as error:
-        parser.error(f"--seeds must be integers and --inference a JSON object ({error})")
-    if not isinstance(args.settings, dict):
-        parser.error(f"--inference must be a JSON object, got {args.inference!r}")
+        parser.error(f"--seeds must be integers, --inference and --controller JSON objects ({error})")
+    if not isinstance(args.settings, dict) or not isinstance(args.controller_settings, dict):
+        parser.error(f"--inference and --controller must be JSON objects, got {args.inference!r}, {args.controller!r}")
     return args
 
 
@@ -67,6 +69,7 @@ def evaluate_sets(
     tag: str,
     args: argparse.Namespace,
     tasks: list[str],
+    controller: dict | None = None,
 ) -> tuple[dict, dict]:
     """A policy's results per seed set and its episodes over all of them, keyed by (task, seed)."""
     from cortico.policies.evaluation import evaluate_policy, write_report
@@ -76,7 +79,7 @@ def evaluate_sets(
         folder = evaluation_folder(run, seed, tag)
         report = evaluate_policy(
             policy, tasks, args.episodes_per_task, seed=seed, keyframe_budget=args.keyframe_budget,
-            workers=args.workers, checkpoint=run, episodes_file=folder / "episodes.jsonl",
+            workers=args.workers, checkpoint=run, episodes_file=folder / "episodes.jsonl", controller=controller,
         )  # fmt: skip
         write_report(report, folder / "report.json", title=f"{policy.config.type}, seeds {seed}")
         summary = report.summary()
@@ -111,6 +114,7 @@ def main() -> int:
             "episodes_per_task": args.episodes_per_task,
             "keyframe_budget": args.keyframe_budget,
             "inference": args.settings,
+            "controller": args.controller_settings,
         },
         "runs": {},
     }
@@ -119,7 +123,7 @@ def main() -> int:
         defaults = policy.config.inference_values()
         policy.config = policy.config.with_inference_settings(args.settings)
         name = str(run)
-        sets, pooled = evaluate_sets(policy, run, args.tag, args, tasks)
+        sets, pooled = evaluate_sets(policy, run, args.tag, args, tasks, args.controller_settings)
         wins = sum(e.success for e in pooled.values())
         episodes[name] = pooled
         results["runs"][name] = {

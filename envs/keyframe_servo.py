@@ -18,8 +18,8 @@ detour), or the step limit is hit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,6 +71,15 @@ class ServoConfig:
             raise ValueError(f"invalid servo settings: {self}")
         if self.max_correction < 0 or self.detour_clearance < 0 or self.detour_min_gap < 0:
             raise ValueError(f"max_correction, detour_clearance and detour_min_gap must be >= 0: {self}")
+
+
+def servo_config(settings: dict[str, Any] | None) -> ServoConfig:
+    """A :class:`ServoConfig` with ``settings`` changed (e.g. ``{"detour_clearance": 0}``: straight lines only)."""
+    accepted = [f.name for f in fields(ServoConfig)]
+    unknown = sorted(set(settings or {}) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown keyframe controller settings {unknown}; accepted: {', '.join(accepted)}")
+    return ServoConfig(**(settings or {}))
 
 
 @dataclass(frozen=True)

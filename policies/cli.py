@@ -58,6 +58,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help='inference settings changed on the trained weights, e.g. \'{"fine_weight": 1.0}\' (cortical: '
         "gaze_focus, fine_weight); recorded in the report",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--controller", metavar="JSON",
+        help='keyframe controller settings, e.g. \'{"detour_clearance": 0}\' for straight moves only (the '
+        "controller before 2026-12-05); recorded in the report",
+    )  # fmt: skip
     add_ray_arguments(evaluate, "evaluation")
     evaluate.set_defaults(handler=_eval)
 
@@ -101,6 +106,17 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_object(flag: str, text: str) -> dict:
+    """Parse a flag's JSON object, naming the flag and what is accepted when it is not one."""
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{flag} must be a JSON object such as '{{\"name\": 1.0}}' ({error})") from error
+    if not isinstance(settings, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return settings
+
+
 def _eval(args: argparse.Namespace) -> int:
     from cortico.envs.task_catalog import resolve_tasks
     from cortico.policies.evaluation import evaluate_policy, write_report
@@ -108,13 +124,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.checkpoint)
     if args.inference:
-        try:
-            settings = json.loads(args.inference)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--inference must be a JSON object, e.g. '{{\"fine_weight\": 1.0}}' ({error})") from error
-        if not isinstance(settings, dict):
-            raise ValueError(f"--inference must be a JSON object, got {args.inference!r}")
-        policy.config = policy.config.with_inference_settings(settings)
+        policy.config = policy.config.with_inference_settings(_json_object("--inference", args.inference))
+    controller = _json_object("--controller", args.controller) if args.controller else None
     if args.suite or args.tasks:
         tasks = resolve_tasks(suite=args.suite, tasks=None if args.suite else args.tasks)
     elif policy.config.tasks:
@@ -128,7 +139,7 @@ def _eval(args: argparse.Namespace) -> int:
     report = evaluate_policy(
         policy, tasks, args.episodes_per_task, seed=args.seed, keyframe_budget=args.keyframe_budget,
         video_dir=args.video, workers=args.workers, checkpoint=args.checkpoint, ray=ray_options(args),
-        episodes_file=episodes_file,
+        episodes_file=episodes_file, controller=controller,
     )  # fmt: skip
     files = write_report(report, target, title=f"{policy.config.type} on {len(tasks)} tasks")
     print(report.markdown())

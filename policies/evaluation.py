@@ -68,8 +68,9 @@ def evaluation_seed(seed: int, episode: int) -> int:
 class EpisodeResult:
     """One evaluation episode.
 
-    ``actions`` holds every keyframe the policy chose, as ``[x, y, z, gripper_open]`` (metres, 1 = open), so
-    failures can be traced afterwards (``benchmarks/policy_rollout_trace.py`` sets them beside the expert's).
+    ``actions`` holds every keyframe the policy chose, as ``[x, y, z, gripper_open, ignore_collision]`` (metres,
+    1 = open / ignore; episodes evaluated before 2026-12-05 lack the last), so failures can be traced and
+    replayed afterwards (``benchmarks/policy_rollout_trace.py`` sets them beside the expert's).
     """
 
     task: str
@@ -91,6 +92,7 @@ class EvaluationReport:
     untrained_tasks: list[str]
     workers: list[dict[str, Any]] = field(default_factory=list)  # per-worker stats of a Ray evaluation
     inference: dict[str, Any] = field(default_factory=dict)  # the policy's inference settings (config)
+    controller: dict[str, Any] = field(default_factory=dict)  # keyframe controller settings changed from defaults
 
     def per_task(self) -> dict[str, dict[str, Any]]:
         """Success rate, Wilson interval, keyframes used and decision time per task."""
@@ -126,6 +128,7 @@ class EvaluationReport:
             "keyframe_budget": self.keyframe_budget,
             "untrained_tasks": self.untrained_tasks,
             "inference_settings": self.inference,
+            "controller_settings": self.controller,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +173,8 @@ def run_episode(
         started = time.perf_counter()
         action = policy.act(observation)
         result.decision_seconds.append(time.perf_counter() - started)
-        result.actions.append([round(float(v), 5) for v in action.position] + [float(action.gripper_open)])
+        flags = [float(action.gripper_open), float(action.ignore_collision)]
+        result.actions.append([round(float(v), 5) for v in action.position] + flags)
         outcome = env.execute(action, on_step=record)
         result.keyframes += 1
         observation = outcome.observation
@@ -200,12 +204,15 @@ def evaluate_episode_on_worker(
     keyframe_budget: int,
     video_dir: str | None,
     inference: dict[str, Any] | None = None,
+    controller: dict[str, Any] | None = None,
 ) -> EpisodeResult:
     """One episode inside an :class:`~cortico.envs.workers.EnvWorker` (a Ray actor or in this process).
 
     ``policy_source`` is a checkpoint path (loaded once per worker, with ``inference`` settings applied) or,
-    in process, the policy itself.
+    in process, the policy itself. ``controller`` changes the keyframe controller's settings
+    (:class:`~cortico.envs.keyframe_servo.ServoConfig`).
     """
+    from cortico.envs.keyframe_servo import servo_config
     from cortico.envs.visualize import write_video
 
     if isinstance(policy_source, KeyframePolicy):
@@ -220,6 +227,7 @@ def evaluate_episode_on_worker(
             worker.cache[key] = loaded
         policy = worker.cache[key]
     env = worker.env(job.task, tuple(policy.config.cameras), policy.config.image_size, keyframe_budget * 160)
+    env.servo = servo_config(controller)
     frames = [] if video_dir is not None and job.first else None
     result = run_episode(policy, env, job.seed, keyframe_budget, frames)
     if frames:
@@ -253,17 +261,23 @@ def evaluate_policy(
     checkpoint: str | Path | None = None,
     ray: RayOptions | None = None,
     episodes_file: str | Path | None = None,
+    controller: dict[str, Any] | None = None,
 ) -> EvaluationReport:
     """Evaluate ``policy`` on ``tasks``: in this process (``workers=1``) or on Ray env workers.
 
     Ray workers load the policy from ``checkpoint`` and apply ``policy``'s inference settings (its config's
     ``inference_settings``), so they decide as ``policy`` does. With ``episodes_file`` every finished episode is
     appended there and episodes already in it are not run again (``--resume``). The report lists the
-    episodes in task order whatever the number of workers.
+    episodes in task order whatever the number of workers. ``controller`` changes the keyframe controller's
+    settings (e.g. ``{"detour_clearance": 0}``: straight moves only, as before 2026-12-05).
     """
     from tqdm import tqdm
 
+    from cortico.envs.keyframe_servo import servo_config
     from cortico.envs.workers import EnvWorker
+
+    controller = dict(controller or {})
+    servo_config(controller)  # unknown settings fail here, before any worker starts
 
     if episodes_per_task < 1 or keyframe_budget < 1:
         raise ValueError("episodes per task and the keyframe budget must be >= 1")
@@ -297,22 +311,25 @@ def evaluate_policy(
                     job = todo.popleft()
                     if job.first:  # one task at a time: close the previous task's simulator
                         worker.close()
-                    record(job, evaluate_episode_on_worker(worker, policy, job, keyframe_budget, video))
+                    result = evaluate_episode_on_worker(worker, policy, job, keyframe_budget, video, None, controller)
+                    record(job, result)
             finally:
                 worker.close()
         else:
             stats = _evaluate_with_workers(
-                todo, str(checkpoint), keyframe_budget, video, workers, ray, record, inference
+                todo, str(checkpoint), keyframe_budget, video, workers, ray, record, inference, controller
             )  # fmt: skip
     finally:
         bar.close()
     episodes = [finished[(job.task, job.seed)] for job in jobs]
-    return EvaluationReport(episodes, keyframe_budget, untrained, workers=stats, inference=inference)
+    return EvaluationReport(
+        episodes, keyframe_budget, untrained, workers=stats, inference=inference, controller=controller
+    )
 
 
 def _evaluate_with_workers(
     todo: deque, checkpoint: str, keyframe_budget: int, video: str | None, workers: int, ray: RayOptions | None,
-    record: Any, inference: dict[str, Any],
+    record: Any, inference: dict[str, Any], controller: dict[str, Any],
 ) -> list[dict[str, Any]]:  # fmt: skip
     from cortico.envs.workers import WorkerPool
     from cortico.ray_runtime import clamp_workers, ray_session
@@ -324,7 +341,7 @@ def _evaluate_with_workers(
             pool.run(
                 next_job=lambda: todo.popleft() if todo else None,
                 function=evaluate_episode_on_worker,
-                arguments=lambda job: (checkpoint, job, keyframe_budget, video, inference),
+                arguments=lambda job: (checkpoint, job, keyframe_budget, video, inference, controller),
                 on_result=record,
             )
         finally:

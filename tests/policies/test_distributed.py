@@ -63,7 +63,7 @@ def test_evaluation_on_workers_matches_in_process(one_episode: Path, tmp_path: P
     assert len(log.read_text().splitlines()) == 4 and len(there.workers) == 2
     again = evaluate_policy(policy, tasks, 2, keyframe_budget=2, progress=False, episodes_file=log)
     assert strip(again) == strip(here), "a resumed evaluation reuses the finished episodes"
-    assert all(len(e.actions) == e.keyframes and len(e.actions[0]) == 4 for e in there.episodes)
+    assert all(len(e.actions) == e.keyframes and len(e.actions[0]) == 5 for e in there.episodes)
     assert [e.actions for e in again.episodes] == [e.actions for e in there.episodes], "chosen keyframes are kept"
     with pytest.raises(ValueError, match="checkpoint"):
         evaluate_policy(policy, tasks, 1, workers=2)

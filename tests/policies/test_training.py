@@ -75,7 +75,8 @@ def test_cli_train_and_eval(one_episode, tmp_path, capsys):
     policy = load_policy(tmp_path / "run")
     assert policy.config.type == "rvt" and policy.config.tasks == ("drawer-close",)
     code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--tasks", "drawer-close,reach", "--episodes-per-task",
-                 "1", "--keyframe-budget", "2", "--json", str(tmp_path / "eval.json")])  # fmt: skip
+                 "1", "--keyframe-budget", "2", "--json", str(tmp_path / "eval.json"),
+                 "--controller", '{"detour_clearance": 0}'])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "| drawer-close |" in out and "not trained on" in out
     report = json.loads((tmp_path / "eval.json").read_text())
@@ -83,9 +84,15 @@ def test_cli_train_and_eval(one_episode, tmp_path, capsys):
     assert all(e["seed"] >= 1_000_000 for e in report["episodes"])
     assert (tmp_path / "eval.png").stat().st_size > 1000 and (tmp_path / "eval.md").read_text().startswith("## rvt")
     assert report["summary"]["inference_settings"] == {"attention_precision": "float32"}
-    refusals = (('{"fine_weight": 1}', "accepted: attention_precision"), ("[1]", "must be a JSON object"))
-    for settings, message in refusals:
-        code = main(["eval", "--checkpoint", str(tmp_path / "run"), "--inference", settings])
+    assert report["summary"]["controller_settings"] == {"detour_clearance": 0}
+    refusals = (
+        ("--inference", '{"fine_weight": 1}', "accepted: attention_precision"),
+        ("--inference", "[1]", "--inference must be a JSON object"),
+        ("--controller", '{"detour": 0}', "controller settings ['detour']; accepted: position_tolerance"),
+        ("--controller", "{", "--controller must be a JSON object"),
+    )
+    for flag, settings, message in refusals:
+        code = main(["eval", "--checkpoint", str(tmp_path / "run"), flag, settings])
         assert code == 2 and message in capsys.readouterr().err
 
 
