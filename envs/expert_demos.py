@@ -31,8 +31,9 @@ _PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 TCP_GOAL_TASKS = frozenset({"reach-v3", "reach-wall-v3"})
 # Bumped when the experts' demos change; a dataset records it, so a collection never mixes two revisions.
 # 2: the reach experts aim the tool centre point; 3: the first observation after reset is settled; 4: the gripper's
-# contacts are recorded and label the keyframes' ignore_collision.
-EXPERT_REVISION = 4
+# contacts are recorded and label the keyframes' ignore_collision; 5: a keyframe is labelled ignore_collision
+# when the move there touched something for at least 0.1 s (a touch that only ends a move no longer counts).
+EXPERT_REVISION = 5
 
 
 class ScriptedExpert:

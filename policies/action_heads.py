@@ -35,10 +35,15 @@ def bins_to_quaternion(bins: torch.Tensor) -> torch.Tensor:
 
 
 class DiscreteActionHead(nn.Module):
-    """Rotation bins, gripper and collision logits from a feature vector."""
+    """Rotation bins, gripper and collision logits from a feature vector.
 
-    def __init__(self, in_features: int, hidden: int = 256) -> None:
+    With ``collision_probe`` the collision logits read the shared hidden features detached: its loss trains only
+    its own linear layer (same parameters and outputs, so checkpoints load either way).
+    """
+
+    def __init__(self, in_features: int, hidden: int = 256, collision_probe: bool = False) -> None:
         super().__init__()
+        self.collision_probe = collision_probe
         self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
         self.rotation = nn.Linear(hidden, 3 * ROTATION_BINS)
         self.gripper = nn.Linear(hidden, 2)
@@ -50,7 +55,7 @@ class DiscreteActionHead(nn.Module):
         return {
             "rotation": self.rotation(hidden).view(-1, 3, ROTATION_BINS),
             "gripper": self.gripper(hidden),
-            "collision": self.collision(hidden),
+            "collision": self.collision(hidden.detach() if self.collision_probe else hidden),
         }
 
 

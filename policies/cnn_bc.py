@@ -64,7 +64,7 @@ class CNNPolicy(KeyframePolicy):
             nn.Linear(features, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.hidden), nn.GELU()
         )
         self.position = nn.Linear(config.hidden, 3 * config.position_bins)
-        self.head = DiscreteActionHead(config.hidden)
+        self.head = DiscreteActionHead(config.hidden, collision_probe=config.collision_probe)
 
     def _features(self, batch: dict[str, Any], augment: bool, generator: torch.Generator | None) -> torch.Tensor:
         rgb = batch["rgb"].permute(0, 1, 4, 2, 3).float() / 255.0  # (B, V, 3, H, W)

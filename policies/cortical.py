@@ -219,7 +219,7 @@ class CorticalPolicy(KeyframePolicy):
             self.fovea = FoveaEncoder(len(c.fovea_spans), c.fine.dim)
             self.gaze = GazeModel(c.gaze).eval().requires_grad_(False)
         features = 2 * last.dim + len(c.views) * last.decoder_channels + last.proprio_dim
-        self.head = DiscreteActionHead(features)
+        self.head = DiscreteActionHead(features, collision_probe=c.collision_probe)
 
     def train(self, mode: bool = True) -> CorticalPolicy:
         """Train mode for everything but the frozen gaze model."""

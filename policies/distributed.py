@@ -94,7 +94,7 @@ def worker_loop(settings: dict[str, Any]) -> None:
     gaze = GazeModel.load(settings["gaze"]) if settings["gaze"] else None
     device = ray.train.torch.get_device()
     torch.manual_seed(train.seed)
-    policy = build_policy(train, dataset, gaze).to(device)
+    policy = build_policy(train, dataset, gaze, settings["resume_from"] or None).to(device)
     for tensor in policy.state_dict().values():  # identical start on every worker
         dist.broadcast(tensor, src=0)
     trainable = [p for p in policy.parameters() if p.requires_grad]

@@ -32,7 +32,15 @@ from cortico.envs.dataset.index import DatasetError
 from cortico.envs.dataset.keyframe_dataset import KeyframeDataset
 from cortico.perception.gaze import GazeModel
 from cortico.perception.gaze_training import GazeTrainConfig, learning_rate_factor, train_gaze
-from cortico.policies.base import POLICIES, KeyframePolicy, PolicyConfig, PolicyLoadError, to_device
+from cortico.policies.base import (
+    CONFIG_FILE,
+    EARLIER_VALUES,
+    POLICIES,
+    KeyframePolicy,
+    PolicyConfig,
+    PolicyLoadError,
+    to_device,
+)
 from cortico.settings import settings_differences
 
 logger = logging.getLogger(__name__)
@@ -90,10 +98,20 @@ class TrainConfig:
                              f"{self.batch_size}, {self.learning_rate})")  # fmt: skip
 
 
-def policy_config(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None = None) -> PolicyConfig:
-    """The policy's configuration for a dataset: overrides, then cameras, image size, tasks and gaze filled in."""
+def policy_config(
+    train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None = None, resumed: str | Path | None = None
+) -> PolicyConfig:
+    """The policy's configuration for a dataset: overrides, then cameras, image size, tasks and gaze filled in.
+
+    ``resumed``: the checkpoint a run resumes from; a setting added after it was saved keeps the value it was
+    trained under (:data:`~cortico.policies.base.EARLIER_VALUES`), so that the resumed run continues the same one.
+    """
     config_class: type[PolicyConfig] = POLICIES.get(train.policy).config_class
     settings = dict(train.policy_overrides)
+    if resumed is not None:
+        saved = json.loads((Path(resumed) / PRETRAINED / CONFIG_FILE).read_text())
+        earlier = {key: value for key, value in EARLIER_VALUES.items() if key not in saved}
+        settings = {**earlier, **settings}
     settings.setdefault("cameras", list(dataset.cameras))
     settings["image_size"] = int(dataset.index.collection["signature"]["image_size"])
     settings["tasks"] = sorted({e.task for e in dataset.episodes})
@@ -109,9 +127,11 @@ def uses_gaze(train: TrainConfig) -> bool:
     return bool(train.policy_overrides.get("dynamic_stream", fields.get("dynamic_stream", False)))
 
 
-def build_policy(train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None) -> KeyframePolicy:
+def build_policy(
+    train: TrainConfig, dataset: KeyframeDataset, gaze: GazeModel | None, resumed: str | Path | None = None
+) -> KeyframePolicy:
     """The policy for a dataset, with the frozen gaze weights copied in when it has a dynamic stream."""
-    config = policy_config(train, dataset, gaze)
+    config = policy_config(train, dataset, gaze, resumed)
     policy = POLICIES.get(train.policy)(config)
     if gaze is not None:
         policy.gaze.load_state_dict(gaze.state_dict())
@@ -137,7 +157,7 @@ def train_policy(
     generator = torch.Generator().manual_seed(train.seed)  # which samples make each batch
     noise = torch.Generator().manual_seed(noise_seed(train.seed, rank=0))  # augmentation draws
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if train.device == "auto" else train.device)
-    policy = build_policy(train, dataset, gaze).to(device)
+    policy = build_policy(train, dataset, gaze, last if resume and last.exists() else None).to(device)
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, train)
     start, earlier_seconds = 0, 0.0

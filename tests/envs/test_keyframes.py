@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cortico.envs.episode import ignore_collision_labels
 from cortico.envs.expert_demos import ScriptedExpert, record_expert_episode
 from cortico.envs.keyframes import KeyframeConfig, extract_keyframes, simplify_path
 from cortico.envs.metaworld_backend import MetaWorldEnv
@@ -106,7 +107,22 @@ def test_door_open_demo_labels_the_pull_but_not_the_approach_as_contact():
     labels = [action.ignore_collision for action in record.keyframe_actions()]
     assert record.success and not record.hand_contact[0]
     assert labels[:2] == [False, False] and labels[-1]  # approach in free space; the last pull through the handle
-    assert labels == sorted(labels)  # once the hand holds the handle it keeps touching it
+    first_touch = int(np.argmax(record.hand_contact))
+    arrival = next(i for i, step in enumerate(record.keyframes) if step >= first_touch)
+    assert not labels[arrival], "arriving at the handle is not a move through contact"
+    assert labels[arrival + 1], "the move that starts on the handle pulls it"
+
+
+def test_a_move_is_through_contact_when_it_starts_touching_or_touches_long_enough():
+    contact = np.zeros(60, dtype=bool)
+    contact[17:20] = True  # the move to step 19 touches in its last 3 steps: arriving at something
+    contact[19:30] = True  # the move from 19 starts touching it and pushes on: 11 steps
+    contact[40:50] = True  # the move to 55 touches for 10 steps in its middle: a push
+    keyframes = [10, 19, 30, 35, 55, 56]
+    assert ignore_collision_labels(contact, keyframes) == [False, False, True, False, True, False]
+    longer = ignore_collision_labels(contact, keyframes, min_contact_steps=12)
+    assert longer == [False, False, True, False, False, False]
+    assert ignore_collision_labels(np.zeros(0, dtype=bool), keyframes) == [False] * 6  # files without contacts
 
 
 @pytest.mark.parametrize("task", ["reach", "reach-wall"])

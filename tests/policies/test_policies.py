@@ -248,3 +248,21 @@ def test_augmentation_moves_the_gripper_position_with_the_scene(one_episode_batc
     moved = scene.move(gripper)
     assert (moved - gripper).norm(dim=1).max() > 0.01  # the scene did move
     torch.testing.assert_close((scene.actions[:, :3] - moved).norm(dim=1), (target - gripper).norm(dim=1))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_collision_probe_keeps_its_loss_out_of_the_shared_features(kind, one_episode_batch):
+    from cortico.policies.base import POLICIES
+
+    def collision_gradients(probe: bool) -> tuple[dict[str, float], list]:
+        torch.manual_seed(0)
+        policy = POLICIES.get(kind)(dataclasses.replace(tiny_configs()[kind], collision_probe=probe)).eval()
+        policy.loss(one_episode_batch, torch.Generator().manual_seed(0))["collision"].backward()
+        norms = {n: p.grad.norm().item() for n, p in policy.named_parameters() if p.grad is not None}
+        return norms, [a.to_array().tolist() for a in policy.predict(one_episode_batch)]
+
+    shared, shared_actions = collision_gradients(False)
+    probed, probed_actions = collision_gradients(True)
+    assert any(name.startswith("head.net") and norm > 0 for name, norm in shared.items())
+    assert {name for name, norm in probed.items() if norm > 0} == {"head.collision.weight", "head.collision.bias"}
+    assert probed_actions == shared_actions  # training only: the same weights act the same

@@ -167,3 +167,19 @@ def test_training_without_augmentation_turns_off_each_policys_own(one_episode):
     assert torch.equal(rotation, torch.eye(3).repeat(4, 1, 1)) and not translation.any()
     rotation, _ = SceneAugmentation().sample(actions, bounds, torch.Generator().manual_seed(0))
     assert not torch.allclose(rotation, torch.eye(3).repeat(4, 1, 1)), "the default augmentation moves the scene"
+
+
+def test_a_setting_added_later_keeps_its_earlier_value_for_older_checkpoints(one_episode, tmp_path):
+    dataset = KeyframeDataset(one_episode)
+    train = TrainConfig(policy="cnn", policy_overrides=TINY_CNN)
+    assert training.policy_config(train, dataset).collision_probe, "today's default"
+    checkpoint = tmp_path / "checkpoints" / "last"
+    training.build_policy(train, dataset, None).save(checkpoint / "pretrained_model")
+    config_file = checkpoint / "pretrained_model" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["collision_probe"]  # as written before the setting existed
+    config_file.write_text(json.dumps(saved))
+    assert not load_policy(checkpoint).config.collision_probe
+    assert not training.policy_config(train, dataset, resumed=checkpoint).collision_probe, "a resumed run keeps it"
+    forced = dataclasses.replace(train, policy_overrides={**TINY_CNN, "collision_probe": True})
+    assert training.policy_config(forced, dataset, resumed=checkpoint).collision_probe, "an explicit setting wins"
