@@ -44,6 +44,11 @@ class PolicyLoadError(ValueError):
 EARLIER_VALUES: dict[str, Any] = {"collision_probe": False}
 
 
+def earlier_values(saved: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`EARLIER_VALUES` of the settings a saved configuration lacks (it was written before them)."""
+    return {key: value for key, value in EARLIER_VALUES.items() if key not in saved}
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Settings every policy has (subclasses add theirs; the whole config is saved with the weights).
@@ -123,7 +128,7 @@ class PolicyConfig:
         raw = {k: v for k, v in raw.items() if k != "type"}
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if saved:
-            raw = {**{k: v for k, v in EARLIER_VALUES.items() if k in fields}, **raw}
+            raw = {**{k: v for k, v in earlier_values(raw).items() if k in fields}, **raw}
         unknown = sorted(set(raw) - set(fields))
         if unknown:
             raise PolicyLoadError(f"{cls.__name__} has no settings {unknown}; known: {sorted(fields)}")

@@ -34,11 +34,11 @@ from cortico.perception.gaze import GazeModel
 from cortico.perception.gaze_training import GazeTrainConfig, learning_rate_factor, train_gaze
 from cortico.policies.base import (
     CONFIG_FILE,
-    EARLIER_VALUES,
     POLICIES,
     KeyframePolicy,
     PolicyConfig,
     PolicyLoadError,
+    earlier_values,
     to_device,
 )
 from cortico.settings import settings_differences
@@ -110,8 +110,7 @@ def policy_config(
     settings = dict(train.policy_overrides)
     if resumed is not None:
         saved = json.loads((Path(resumed) / PRETRAINED / CONFIG_FILE).read_text())
-        earlier = {key: value for key, value in EARLIER_VALUES.items() if key not in saved}
-        settings = {**earlier, **settings}
+        settings = {**earlier_values(saved), **settings}
     settings.setdefault("cameras", list(dataset.cameras))
     settings["image_size"] = int(dataset.index.collection["signature"]["image_size"])
     settings["tasks"] = sorted({e.task for e in dataset.episodes})
