@@ -16,6 +16,7 @@ from cortico.memory.bench import (
     BenchConfig,
     accuracy_by_evidence_age,
     accuracy_by_history,
+    default_workdir,
     perception_quality,
     pool_bins,
     prepare_workdir,
@@ -182,6 +183,19 @@ def test_a_kept_folder_made_with_a_setting_that_no_longer_exists_is_refused_by_n
     with pytest.raises(MemoryInputError, match="no longer has: retired_option"):
         prepare_workdir(workdir, BenchConfig(), tmp_path / "demos")
     assert json.loads((workdir / "bench.json").read_text()) == stored  # what was kept is untouched
+
+
+def test_the_work_folder_follows_what_the_demos_are_not_where_they_lie(tmp_path):
+    """``--data`` pointing at a copy of the cached demos finds the stages trained on them; other demos do not."""
+    for name in ("cache", "copy", "other"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.json").write_text('{"episodes": []}' if name != "other" else '{"episodes": [1]}')
+    folders = {
+        name: default_workdir(BenchConfig(), tmp_path / name, root=tmp_path / "bench")
+        for name in ("cache", "copy", "other")
+    }
+    assert folders["cache"] == folders["copy"] != folders["other"]
+    assert folders["cache"] != default_workdir(BenchConfig(seed=1), tmp_path / "cache", root=tmp_path / "bench")
 
 
 def test_readers_are_selected_by_their_mean_accuracy_over_templates() -> None:
