@@ -54,6 +54,7 @@ def recorded_episodes(run: Path, folders: list[str]) -> dict:
 
 
 def success_rate(episodes: dict) -> float:
+    """Share of the episodes that succeeded."""
     return sum(e.success for e in episodes.values()) / len(episodes)
 
 
