@@ -23,7 +23,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pairs", nargs="+", help="FIRST:SECOND training runs (FIRST minus SECOND is reported)")
-    parser.add_argument("--folders", default="eval,eval_seed1,eval_seed2", help="evaluation folders read in each run")
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="evaluation seed bases read, as policy_seed_sets.py names them"
+    )
+    parser.add_argument("--tag", default="", help="the policy_seed_sets.py --tag of the episodes to read")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     pairs = []
@@ -33,22 +36,26 @@ def parse_args() -> argparse.Namespace:
             parser.error(f"each pair is FIRST:SECOND (two run folders), got {text!r}")
         pairs.append((Path(first), Path(second)))
     args.pair_list = pairs
-    args.folder_list = [f.strip() for f in args.folders.split(",") if f.strip()]
+    args.seed_list = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     return args
 
 
-def recorded_episodes(run: Path, folders: list[str]) -> dict:
-    """A run's finished episodes over its evaluation folders, keyed by (task, seed)."""
+def recorded_episodes(run: Path, seeds: list[int], tag: str) -> dict:
+    """A run's finished episodes over its evaluation seed bases, keyed by (task, seed)."""
+    from policy_seed_sets import evaluation_folder  # this folder is on the path
+
     from cortico.policies.evaluation import load_finished_episodes
 
     if not run.is_dir():
         raise SystemExit(f"error: {run} is not a training run folder")
+    folders = [evaluation_folder(run, seed, tag) for seed in seeds]
     episodes: dict = {}
     for folder in folders:
-        episodes.update(load_finished_episodes(run / folder / "episodes.jsonl"))
+        episodes.update(load_finished_episodes(folder / "episodes.jsonl"))
     if not episodes:
         raise SystemExit(
-            f"error: {run} has no evaluated episodes in {', '.join(folders)}: run policy_seed_sets.py first"
+            f"error: {run} has no evaluated episodes in {', '.join(f.name for f in folders)}: "
+            "run policy_seed_sets.py first"
         )
     return episodes
 
@@ -64,7 +71,7 @@ def main() -> int:
 
     rows, pooled_first, pooled_second = [], {}, {}
     for index, (first, second) in enumerate(args.pair_list):
-        a, b = recorded_episodes(first, args.folder_list), recorded_episodes(second, args.folder_list)
+        a, b = (recorded_episodes(run, args.seed_list, args.tag) for run in (first, second))
         shared = set(a) & set(b)
         a, b = {k: a[k] for k in shared}, {k: b[k] for k in shared}
         difference = paired_difference(a, b)
@@ -90,7 +97,8 @@ def main() -> int:
         results = {
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "date": date.today().isoformat(),
-            "folders": args.folder_list,
+            "seeds": args.seed_list,
+            "tag": args.tag,
             "pairs": rows,
             "pooled": pooled,
         }
