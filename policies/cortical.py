@@ -77,6 +77,9 @@ class CorticalConfig(PolicyConfig):
             average over five checkpoints' evaluation episodes; BENCHMARKS.md).
         attention_precision: precision of the view transformers' attention layers when deciding ("float32" as
             trained, or "bfloat16": faster on CPUs with native bfloat16; training always runs in float32).
+        coarse_context: the fine stage also reads the coarse stage's global features (one token), so that a
+            target placed by something outside the zoomed cube (peg-insert's hole, a goal marker far from the
+            held object) is not guessed from the zoomed views alone. Needs both streams.
         fovea_spans: widths (wrist pixels) of the foveated crops; fovea_size: their resolution.
         gaze: the frozen gaze model's configuration (its weights are part of the policy's).
         augmentation: SE(3) scene augmentation ranges.
@@ -98,6 +101,7 @@ class CorticalConfig(PolicyConfig):
     gaze_focus: bool = False
     fine_weight: float = 4.0
     attention_precision: str = "float32"
+    coarse_context: bool = False
     fovea_spans: tuple[int, ...] = (16, 40)
     fovea_size: int = 32
     gaze: GazeConfig = field(default_factory=GazeConfig)
@@ -117,6 +121,8 @@ class CorticalConfig(PolicyConfig):
                 raise ValueError(f"the {name} stage expects {stage.num_views} views, but views are {self.views}")
         if self.dynamic_stream and WRIST_CAMERA not in self.cameras:
             raise ValueError(f"the dynamic stream reads the {WRIST_CAMERA!r} camera; cameras are {self.cameras}")
+        if self.coarse_context and not (self.static_stream and self.dynamic_stream):
+            raise ValueError("coarse_context feeds the coarse summary to the fine stage: it needs both streams")
         if self.zoom < 1:
             raise ValueError(f"zoom must be >= 1, got {self.zoom}")
         if self.fine_weight < 0:
@@ -218,6 +224,8 @@ class CorticalPolicy(KeyframePolicy):
             self.fine = ViewTransformer(c.fine)
             self.fovea = FoveaEncoder(len(c.fovea_spans), c.fine.dim)
             self.gaze = GazeModel(c.gaze).eval().requires_grad_(False)
+        if c.coarse_context:
+            self.context_projection = nn.Linear(2 * c.coarse.dim, c.fine.dim)
         features = 2 * last.dim + len(c.views) * last.decoder_channels + last.proprio_dim
         self.head = DiscreteActionHead(features, collision_probe=c.collision_probe)
 
@@ -282,12 +290,17 @@ class CorticalPolicy(KeyframePolicy):
         fovea: torch.Tensor,
         text: TextFeatures,
         proprio: torch.Tensor,
+        coarse_output: Any | None,
         attention_dtype: torch.dtype = torch.float32,
     ) -> tuple[VirtualViews, Any]:
+        """Zoomed views around ``focus``; fovea tokens (and with ``coarse_context`` the coarse summary) as extras."""
         center, half = self.fine_renderer.zoomed_cube(focus, self.config.zoom)
         views = self.fine_renderer.render(scene.points, scene.colors, scene.mask, center, half)
-        mask = torch.ones(fovea.shape[:2], dtype=torch.bool, device=fovea.device)
-        output = self.fine(views.features(), text.tokens, text.mask, proprio, lambda _: (fovea, mask), attention_dtype)
+        extra = fovea
+        if self.config.coarse_context:
+            extra = torch.cat([fovea, self.context_projection(coarse_output.global_features)[:, None]], dim=1)
+        mask = torch.ones(extra.shape[:2], dtype=torch.bool, device=extra.device)
+        output = self.fine(views.features(), text.tokens, text.mask, proprio, lambda _: (extra, mask), attention_dtype)
         return views, output
 
     def _head_inputs(
@@ -312,6 +325,7 @@ class CorticalPolicy(KeyframePolicy):
         moved_gripper = scene.move(batch["gripper_pose"][:, :3].float()) if c.proprio_position else None
         proprio = proprioception(batch, c, moved_gripper)
         losses: dict[str, torch.Tensor] = {}
+        output = None
         if c.static_stream:
             views, output, consistency = self._coarse_stage(scene, text, proprio, generator)
             uv, _ = self.coarse_renderer.world_to_pixel(target[:, None], views.center, views.half_size)
@@ -323,7 +337,7 @@ class CorticalPolicy(KeyframePolicy):
         if c.dynamic_stream:
             noise = ((torch.rand(target.shape, generator=generator) * 2 - 1) * c.focus_noise).to(target.device)
             fovea, _ = self._fovea_tokens(batch)
-            views, output = self._fine_stage(scene, target + noise, fovea, text, proprio)
+            views, output = self._fine_stage(scene, target + noise, fovea, text, proprio, output)
             uv, _ = self.fine_renderer.world_to_pixel(target[:, None], views.center, views.half_size)
             goal = heatmap_targets(uv[:, :, 0], c.fine.image_size, c.heatmap_sigma)
             losses["fine_heatmap"] = heatmap_loss(output.heatmap_logits, goal)
@@ -335,38 +349,55 @@ class CorticalPolicy(KeyframePolicy):
         return losses
 
     # ------------------------------------------------------------------------------------ inference
-    @torch.no_grad()
-    def predict(self, batch: dict[str, Any]) -> list[KeyframeAction]:
-        """Coarse stage, focus, fine stage, heads: one keyframe per sample."""
+    def _stages(self, batch: dict[str, Any]) -> tuple[list[HeatmapTerm], VirtualViews, Any, VirtualViewRenderer, Any]:
+        """A decision's stages: heatmap terms (fine first), the last stage's views, output and renderer, proprio."""
         c = self.config
         scene = build_scene(batch, c.bounds)
         text = self.encode_text(batch["instruction"])
         proprio = proprioception(batch, c)
         precision = ATTENTION_DTYPES[c.attention_precision]
-        coarse_position = None
+        terms: list[HeatmapTerm] = []
+        output = None
         if c.static_stream:
             views, output, _ = self._coarse_stage(
                 scene, text, proprio, torch.Generator().manual_seed(0), with_consistency=False,
                 attention_dtype=precision,
             )  # fmt: skip
-            coarse_position = self.coarse_renderer.heatmaps_to_world(
-                heatmap_probabilities(output.heatmap_logits), views.center, views.half_size
-            )
-            last, renderer, position = (views, output), self.coarse_renderer, coarse_position
+            terms.append(HeatmapTerm(self.coarse_renderer, heatmap_probabilities(output.heatmap_logits),
+                                     views.center, views.half_size))  # fmt: skip
+            renderer = self.coarse_renderer
         if c.dynamic_stream:
+            coarse_position = most_likely_point(terms, views.center, views.half_size) if terms else None
             fovea, (gaze, fixation) = self._fovea_tokens(batch)
             focus = self._focus(batch, coarse_position, gaze, fixation)
-            views, output = self._fine_stage(scene, focus, fovea, text, proprio, precision)
-            terms = [HeatmapTerm(self.fine_renderer, heatmap_probabilities(output.heatmap_logits), views.center,
-                                 views.half_size, c.fine_weight if c.static_stream else 1.0)]  # fmt: skip
-            if c.static_stream:
-                coarse_views, coarse_output = last
-                terms.append(HeatmapTerm(self.coarse_renderer, heatmap_probabilities(coarse_output.heatmap_logits),
-                                         coarse_views.center, coarse_views.half_size))  # fmt: skip
-            position = most_likely_point(terms, views.center, views.half_size)
-            last, renderer = (views, output), self.fine_renderer
-        logits = self.head(self._head_inputs(*last, renderer, position, proprio))
+            views, output = self._fine_stage(scene, focus, fovea, text, proprio, output, precision)
+            weight = c.fine_weight if c.static_stream else 1.0
+            fine = HeatmapTerm(self.fine_renderer, heatmap_probabilities(output.heatmap_logits), views.center,
+                               views.half_size, weight)  # fmt: skip
+            terms.insert(0, fine)
+            renderer = self.fine_renderer
+        return terms, views, output, renderer, proprio
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> list[KeyframeAction]:
+        """Coarse stage, focus, fine stage, heads: one keyframe per sample."""
+        terms, views, output, renderer, proprio = self._stages(batch)
+        position = most_likely_point(terms, views.center, views.half_size)
+        logits = self.head(self._head_inputs(views, output, renderer, position, proprio))
         return decode_actions(position, logits)
+
+    @torch.no_grad()
+    def stage_points(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Where each stage alone (in its own cube) and both together would put the next position, ``(B, 3)`` each.
+
+        A diagnostic: it tells a coarse stage that missed the target from a fine stage that moved a right
+        coarse point away (``benchmarks/policy_stage_points.py``).
+        """
+        terms, views, _, _, _ = self._stages(batch)
+        names = ("fine", "coarse") if self.config.dynamic_stream else ("coarse",)
+        points = {name: most_likely_point([term], term.center, term.half_size) for name, term in zip(names, terms)}
+        points["decision"] = most_likely_point(terms, views.center, views.half_size)
+        return points
 
     def _focus(
         self, batch: dict[str, Any], coarse: torch.Tensor | None, gaze: Any, fixation: torch.Tensor

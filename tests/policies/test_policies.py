@@ -266,3 +266,40 @@ def test_the_collision_probe_keeps_its_loss_out_of_the_shared_features(kind, one
     assert any(name.startswith("head.net") and norm > 0 for name, norm in shared.items())
     assert {name for name, norm in probed.items() if norm > 0} == {"head.collision.weight", "head.collision.bias"}
     assert probed_actions == shared_actions  # training only: the same weights act the same
+
+
+def test_the_coarse_context_reaches_the_fine_stage_and_needs_both_streams(one_episode_batch, tmp_path):
+    from cortico.policies.cortical import CorticalPolicy
+
+    config = dataclasses.replace(tiny_configs()["cortical"], coarse_context=True)
+    torch.manual_seed(0)
+    policy = CorticalPolicy(config).eval()
+    policy.loss(one_episode_batch, torch.Generator().manual_seed(0))["fine_heatmap"].backward()
+    assert policy.context_projection.weight.grad.norm() > 0
+    assert any(p.grad is not None and p.grad.norm() > 0 for n, p in policy.named_parameters()
+               if n.startswith("coarse.cross"))  # fmt: skip  # the fine loss trains the coarse summary too
+    policy.save(tmp_path / "context")
+    before = [a.to_array().tolist() for a in policy.predict(one_episode_batch)]
+    loaded = KeyframePolicy.load(tmp_path / "context")
+    assert [a.to_array().tolist() for a in loaded.predict(one_episode_batch)] == before
+    with torch.no_grad():
+        policy.context_projection.weight.mul_(50.0)
+    assert [a.to_array().tolist() for a in policy.predict(one_episode_batch)] != before
+    with pytest.raises(ValueError, match="coarse_context .* needs both streams"):
+        dataclasses.replace(config, static_stream=False)
+
+
+@pytest.mark.parametrize("kind", ["cortical", "rvt"])
+def test_stage_points_hold_the_decision_and_each_stage_alone(kind, one_episode_batch):
+    policy = make_policy(kind).eval()
+    points = policy.stage_points(one_episode_batch)
+    decided = torch.tensor(np.array([a.position for a in policy.predict(one_episode_batch)]), dtype=torch.float32)
+    torch.testing.assert_close(points["decision"], decided)
+    if kind == "rvt":  # one stage: it alone is the decision
+        assert set(points) == {"coarse", "decision"}
+        torch.testing.assert_close(points["coarse"], points["decision"])
+    else:  # the fine stage's cube is centred on the coarse point; both its choice and the decision lie in it
+        assert set(points) == {"coarse", "fine", "decision"}
+        half = policy.config.bounds.half_size / policy.config.zoom
+        for name in ("fine", "decision"):
+            assert ((points[name] - points["coarse"]).abs() <= half + 1e-5).all()
