@@ -272,13 +272,16 @@ def _within_cube(
 
 @dataclass(frozen=True)
 class HeatmapTerm:
-    """One stage's heatmaps in a joint decoding: its renderer, ``(B, V, H, W)`` probabilities, cube and weight."""
+    """One stage's heatmaps in a joint decoding: its renderer, ``(B, V, H, W)`` probabilities, cube and weight.
+
+    The weight is a number, or a ``(B, 1, 1, 1)`` tensor for a weight per sample.
+    """
 
     renderer: VirtualViewRenderer
     heatmaps: torch.Tensor
     center: torch.Tensor
     half_size: torch.Tensor
-    weight: float = 1.0
+    weight: float | torch.Tensor = 1.0
 
 
 def most_likely_point(

@@ -145,6 +145,9 @@ def _same_kind(key: str, value: Any, current: Any) -> Any:
     """``value`` as the type of the setting's current value (an int is accepted for a float), or a clear error."""
     if isinstance(current, bool) or isinstance(value, bool):
         ok = isinstance(current, bool) and isinstance(value, bool)
+    elif current is None or value is None:  # an optional number (None: off)
+        ok = value is None or isinstance(value, (int, float))
+        value = float(value) if ok and value is not None else value
     elif isinstance(current, float):
         ok = isinstance(value, (int, float))
         value = float(value) if ok else value

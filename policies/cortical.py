@@ -75,6 +75,9 @@ class CorticalConfig(PolicyConfig):
         fine_weight: weight of the fine stage's log-heatmaps against the coarse stage's in the joint decoding;
             4 was chosen closed loop on validation episodes (0.5, the offline choice, did 3 points worse on
             average over five checkpoints' evaluation episodes; BENCHMARKS.md).
+        carry_fine_weight: the fine stage's weight for decisions taken with the gripper closed (carries, pushes,
+            presses); None: ``fine_weight``. On long carries the fine stage placed the target near the held
+            object and outvoted a closer coarse stage (BENCHMARKS.md, stage points).
         attention_precision: precision of the view transformers' attention layers when deciding ("float32" as
             trained, or "bfloat16": faster on CPUs with native bfloat16; training always runs in float32).
         coarse_context: the fine stage also reads the coarse stage's global features (one token), so that a
@@ -86,7 +89,9 @@ class CorticalConfig(PolicyConfig):
     """
 
     type: ClassVar[str] = "cortical"
-    inference_settings: ClassVar[tuple[str, ...]] = ("gaze_focus", "fine_weight", "attention_precision")
+    inference_settings: ClassVar[tuple[str, ...]] = (
+        "gaze_focus", "fine_weight", "carry_fine_weight", "attention_precision",
+    )  # fmt: skip
     views: tuple[str, ...] = ("top", "front", "left")
     coarse: ViewTransformerConfig = field(default_factory=ViewTransformerConfig)
     fine: ViewTransformerConfig = field(default_factory=lambda: ViewTransformerConfig(intra_layers=1, cross_layers=2))
@@ -100,6 +105,7 @@ class CorticalConfig(PolicyConfig):
     focus_noise: float = 0.08
     gaze_focus: bool = False
     fine_weight: float = 4.0
+    carry_fine_weight: float | None = None
     attention_precision: str = "float32"
     coarse_context: bool = False
     fovea_spans: tuple[int, ...] = (16, 40)
@@ -125,6 +131,8 @@ class CorticalConfig(PolicyConfig):
             raise ValueError("coarse_context feeds the coarse summary to the fine stage: it needs both streams")
         if self.zoom < 1:
             raise ValueError(f"zoom must be >= 1, got {self.zoom}")
+        if self.carry_fine_weight is not None and self.carry_fine_weight < 0:
+            raise ValueError(f"carry_fine_weight must be >= 0 or None, got {self.carry_fine_weight}")
         if self.fine_weight < 0:
             raise ValueError(f"fine_weight must be >= 0, got {self.fine_weight}")
         if self.attention_precision not in ATTENTION_DTYPES:
@@ -372,6 +380,9 @@ class CorticalPolicy(KeyframePolicy):
             focus = self._focus(batch, coarse_position, gaze, fixation)
             views, output = self._fine_stage(scene, focus, fovea, text, proprio, output, precision)
             weight = c.fine_weight if c.static_stream else 1.0
+            if c.static_stream and c.carry_fine_weight is not None:
+                closed = batch["gripper_open"].to(views.center.device).float() < 0.5
+                weight = torch.where(closed, c.carry_fine_weight, c.fine_weight).view(-1, 1, 1, 1)
             fine = HeatmapTerm(self.fine_renderer, heatmap_probabilities(output.heatmap_logits), views.center,
                                views.half_size, weight)  # fmt: skip
             terms.insert(0, fine)

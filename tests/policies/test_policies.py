@@ -172,7 +172,7 @@ def test_only_inference_settings_change_on_a_trained_policy(one_episode_batch):
     default = policy.predict(batch)[0].position
     policy.config = config.with_inference_settings({"fine_weight": 0.0})  # the coarse stage decides alone
     assert not np.allclose(policy.predict(batch)[0].position, default)
-    accepted = "accepted: gaze_focus, fine_weight, attention_precision"
+    accepted = "accepted: gaze_focus, fine_weight, carry_fine_weight, attention_precision"
     with pytest.raises(ValueError, match=rf"\['num_keypoints'\] cannot change.*{accepted}"):
         config.with_inference_settings({"num_keypoints": 4})
     with pytest.raises(ValueError, match="fine_weight must be >= 0"):
@@ -303,3 +303,23 @@ def test_stage_points_hold_the_decision_and_each_stage_alone(kind, one_episode_b
         half = policy.config.bounds.half_size / policy.config.zoom
         for name in ("fine", "decision"):
             assert ((points[name] - points["coarse"]).abs() <= half + 1e-5).all()
+
+
+def test_the_carry_weight_changes_only_decisions_taken_with_the_gripper_closed(one_episode_batch):
+    policy = make_policy("cortical").eval()
+    batch = dict(one_episode_batch)
+    closed = torch.arange(len(batch["gripper_open"])) % 2 == 0
+    batch["gripper_open"] = (~closed).float()
+
+    def positions(**settings) -> torch.Tensor:
+        policy.config = policy.config.with_inference_settings(settings)
+        return torch.tensor(np.array([a.position for a in policy.predict(batch)]))
+
+    default, coarse_only = positions(carry_fine_weight=None, fine_weight=4.0), positions(fine_weight=0.0)
+    carried = positions(fine_weight=4.0, carry_fine_weight=0)  # an int is taken as a float
+    assert policy.config.carry_fine_weight == 0.0
+    torch.testing.assert_close(carried[~closed], default[~closed])
+    torch.testing.assert_close(carried[closed], coarse_only[closed])
+    assert not torch.equal(carried, default)
+    with pytest.raises(ValueError, match="carry_fine_weight must be >= 0"):
+        policy.config.with_inference_settings({"carry_fine_weight": -1.0})
