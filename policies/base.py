@@ -102,7 +102,11 @@ class PolicyConfig:
             raise ValueError(
                 f"{refused} cannot change on a trained {self.type!r} policy; inference settings accepted: {accepted}"
             )
-        values = {key: _same_kind(key, value, getattr(self, key)) for key, value in settings.items()}
+        defaults = {f.name: _field_default(f) for f in dataclasses.fields(self)}
+        values = {
+            key: _same_kind(key, value, getattr(self, key), optional=defaults[key] is None)
+            for key, value in settings.items()
+        }
         return dataclasses.replace(self, **values)
 
     def workspace_tensors(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,13 +145,18 @@ class PolicyConfig:
         return cls(**values)
 
 
-def _same_kind(key: str, value: Any, current: Any) -> Any:
-    """``value`` as the type of the setting's current value (an int is accepted for a float), or a clear error."""
+def _same_kind(key: str, value: Any, current: Any, optional: bool = False) -> Any:
+    """``value`` as the type of the setting's current value (an int is accepted for a float), or a clear error.
+
+    An ``optional`` setting (default None) is an optional number: None (off) or a float.
+    """
+    if optional:
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"setting {key!r} must be a number or None (off), got {value!r}")
+        return None if value is None else float(value)
     if isinstance(current, bool) or isinstance(value, bool):
         ok = isinstance(current, bool) and isinstance(value, bool)
-    elif current is None or value is None:  # an optional number (None: off)
-        ok = value is None or isinstance(value, (int, float))
-        value = float(value) if ok and value is not None else value
     elif isinstance(current, float):
         ok = isinstance(value, (int, float))
         value = float(value) if ok else value

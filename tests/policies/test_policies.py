@@ -323,3 +323,7 @@ def test_the_carry_weight_changes_only_decisions_taken_with_the_gripper_closed(o
     assert not torch.equal(carried, default)
     with pytest.raises(ValueError, match="carry_fine_weight must be >= 0"):
         policy.config.with_inference_settings({"carry_fine_weight": -1.0})
+    with pytest.raises(ValueError, match="'carry_fine_weight' must be a number or None"):
+        policy.config.with_inference_settings({"carry_fine_weight": "low"})
+    with pytest.raises(ValueError, match="'fine_weight' must be of type float, got None"):
+        policy.config.with_inference_settings({"fine_weight": None})
