@@ -38,9 +38,9 @@ def main() -> int:
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
     from cortico.atomic import write_json_atomic
-    from cortico.envs.metaworld_backend import MetaWorldEnv
+    from cortico.envs.workers import EnvWorker
     from cortico.policies.cortical import CorticalPolicy
-    from cortico.policies.evaluation import run_episode
+    from cortico.policies.evaluation import evaluation_env, run_episode
     from cortico.policies.expert import ExpertKeyframePolicy
     from cortico.policies.training import load_policy
 
@@ -60,8 +60,7 @@ def main() -> int:
         return decide(batch)
 
     policy.predict = predict_and_record
-    env = MetaWorldEnv(args.task, cameras=list(policy.config.cameras), image_size=policy.config.image_size,
-                       max_episode_steps=args.keyframe_budget * 160)  # fmt: skip
+    env = evaluation_env(EnvWorker(), args.task, policy, args.keyframe_budget)
     episodes = []
     for seed in seeds:
         recorded.clear()

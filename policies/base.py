@@ -102,9 +102,9 @@ class PolicyConfig:
             raise ValueError(
                 f"{refused} cannot change on a trained {self.type!r} policy; inference settings accepted: {accepted}"
             )
-        defaults = {f.name: _field_default(f) for f in dataclasses.fields(self)}
+        fields = {f.name: f for f in dataclasses.fields(self)}
         values = {
-            key: _same_kind(key, value, getattr(self, key), optional=defaults[key] is None)
+            key: _same_kind(key, value, getattr(self, key), optional=_field_default(fields[key]) is None)
             for key, value in settings.items()
         }
         return dataclasses.replace(self, **values)

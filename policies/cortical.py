@@ -357,7 +357,9 @@ class CorticalPolicy(KeyframePolicy):
         return losses
 
     # ------------------------------------------------------------------------------------ inference
-    def _stages(self, batch: dict[str, Any]) -> tuple[list[HeatmapTerm], VirtualViews, Any, VirtualViewRenderer, Any]:
+    def _stages(
+        self, batch: dict[str, Any]
+    ) -> tuple[list[HeatmapTerm], VirtualViews, Any, VirtualViewRenderer, torch.Tensor]:
         """A decision's stages: heatmap terms (fine first), the last stage's views, output and renderer, proprio."""
         c = self.config
         scene = build_scene(batch, c.bounds)

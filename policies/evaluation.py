@@ -197,6 +197,15 @@ class EvaluationJob:
     first: bool  # the task's first episode (the one filmed with ``--video``)
 
 
+STEPS_PER_KEYFRAME = 160  # simulator steps an evaluation episode may spend per keyframe of its budget
+
+
+def evaluation_env(worker: Any, task: str, policy: KeyframePolicy, keyframe_budget: int) -> MetaWorldEnv:
+    """The simulator an evaluation episode runs in: the policy's cameras and image size, a step limit for the budget."""
+    cameras, size = tuple(policy.config.cameras), policy.config.image_size
+    return worker.env(task, cameras, size, keyframe_budget * STEPS_PER_KEYFRAME)
+
+
 def evaluate_episode_on_worker(
     worker: Any,
     policy_source: Any,
@@ -226,7 +235,7 @@ def evaluate_episode_on_worker(
             loaded.config = loaded.config.with_inference_settings(inference or {})
             worker.cache[key] = loaded
         policy = worker.cache[key]
-    env = worker.env(job.task, tuple(policy.config.cameras), policy.config.image_size, keyframe_budget * 160)
+    env = evaluation_env(worker, job.task, policy, keyframe_budget)
     env.servo = servo_config(controller)
     frames = [] if video_dir is not None and job.first else None
     result = run_episode(policy, env, job.seed, keyframe_budget, frames)
