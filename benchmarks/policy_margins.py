@@ -27,6 +27,9 @@ def parse_args() -> argparse.Namespace:
         "--seeds", default="0,1,2", help="evaluation seed bases read, as policy_seed_sets.py names them"
     )
     parser.add_argument("--tag", default="", help="the policy_seed_sets.py --tag of the episodes to read")
+    parser.add_argument(
+        "--first-tag", help="the first runs' tag where it differs (an inference setting only they take; default --tag)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     pairs = []
@@ -71,7 +74,8 @@ def main() -> int:
 
     rows, pooled_first, pooled_second = [], {}, {}
     for index, (first, second) in enumerate(args.pair_list):
-        a, b = (recorded_episodes(run, args.seed_list, args.tag) for run in (first, second))
+        first_tag = args.tag if args.first_tag is None else args.first_tag
+        a, b = recorded_episodes(first, args.seed_list, first_tag), recorded_episodes(second, args.seed_list, args.tag)
         shared = set(a) & set(b)
         a, b = {k: a[k] for k in shared}, {k: b[k] for k in shared}
         difference = paired_difference(a, b)
@@ -99,6 +103,7 @@ def main() -> int:
             "date": date.today().isoformat(),
             "seeds": args.seed_list,
             "tag": args.tag,
+            "first_tag": args.tag if args.first_tag is None else args.first_tag,
             "pairs": rows,
             "pooled": pooled,
         }

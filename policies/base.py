@@ -41,7 +41,7 @@ class PolicyLoadError(ValueError):
 
 # Settings added after checkpoints were saved without them, with the value those checkpoints were trained under
 # where it differs from today's default.
-EARLIER_VALUES: dict[str, Any] = {"collision_probe": False}
+EARLIER_VALUES: dict[str, Any] = {"collision_probe": False, "free_space_fine_weight": None}
 
 
 def earlier_values(saved: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class PolicyConfig:
             )
         fields = {f.name: f for f in dataclasses.fields(self)}
         values = {
-            key: _same_kind(key, value, getattr(self, key), optional=_field_default(fields[key]) is None)
+            key: _same_kind(key, value, getattr(self, key), optional="None" in str(fields[key].type))
             for key, value in settings.items()
         }
         return dataclasses.replace(self, **values)
@@ -148,7 +148,7 @@ class PolicyConfig:
 def _same_kind(key: str, value: Any, current: Any, optional: bool = False) -> Any:
     """``value`` as the type of the setting's current value (an int is accepted for a float), or a clear error.
 
-    An ``optional`` setting (default None) is an optional number: None (off) or a float.
+    An ``optional`` setting (annotated ``float | None``) is an optional number: None (off) or a float.
     """
     if optional:
         ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))

@@ -67,6 +67,8 @@ class CorticalConfig(PolicyConfig):
         consistency_temperature: InfoNCE temperature.
         zoom: the fine stage's cube is this many times smaller than the workspace cube.
         heatmap_sigma: Gaussian target width in view pixels.
+        fine_heatmap_sigma: the fine stage's target width in its own (zoomed) pixels; None: ``heatmap_sigma``,
+            which at zoom 4 is a quarter of the coarse stage's width in metres (0.6 cm against 2.3 cm).
         focus_noise: training focus = target + uniform noise of this many metres per axis. Wide (8 cm, with a
             12.5 cm half-cube at zoom 4) so the fine stage learns to find a target the coarse point missed by
             several centimetres (at 3 cm it learned "the target is at the centre": MT10 0.68 -> 0.79).
@@ -78,6 +80,14 @@ class CorticalConfig(PolicyConfig):
         carry_fine_weight: the fine stage's weight for decisions taken with the gripper closed (carries, pushes,
             presses); None: ``fine_weight``. On long carries the fine stage placed the target near the held
             object and outvoted a closer coarse stage (BENCHMARKS.md, stage points).
+        free_space_fine_weight: the most the fine stage weighs when the coarse point lies more than
+            ``free_space_clearance`` metres from every point of the scene (an approach above an object, a carry,
+            a pull): the fine stage sees only its cube, and a target in free space is placed by things the cube
+            may not hold (the drawer below, the hole the peg goes to). 1 was chosen on validation episodes (MT10
+            +2.2 points on the evaluation episodes of three trainings; BENCHMARKS.md). None: no cap, as in
+            checkpoints saved before 2026-12-05 (``EARLIER_VALUES``; ``--inference`` turns it on for them).
+        free_space_clearance: the distance (m) that makes a coarse point "in free space" (5 cm: offline, the joint
+            decoding beat the coarse stage alone on fewer than a third of such keyframes).
         attention_precision: precision of the view transformers' attention layers when deciding ("float32" as
             trained, or "bfloat16": faster on CPUs with native bfloat16; training always runs in float32).
         coarse_context: the fine stage also reads the coarse stage's global features (one token), so that a
@@ -90,7 +100,8 @@ class CorticalConfig(PolicyConfig):
 
     type: ClassVar[str] = "cortical"
     inference_settings: ClassVar[tuple[str, ...]] = (
-        "gaze_focus", "fine_weight", "carry_fine_weight", "attention_precision",
+        "gaze_focus", "fine_weight", "carry_fine_weight", "free_space_fine_weight", "free_space_clearance",
+        "attention_precision",
     )  # fmt: skip
     views: tuple[str, ...] = ("top", "front", "left")
     coarse: ViewTransformerConfig = field(default_factory=ViewTransformerConfig)
@@ -102,10 +113,13 @@ class CorticalConfig(PolicyConfig):
     consistency_temperature: float = 0.1
     zoom: float = 4.0
     heatmap_sigma: float = 1.5
+    fine_heatmap_sigma: float | None = None
     focus_noise: float = 0.08
     gaze_focus: bool = False
     fine_weight: float = 4.0
     carry_fine_weight: float | None = None
+    free_space_fine_weight: float | None = 1.0
+    free_space_clearance: float = 0.05
     attention_precision: str = "float32"
     coarse_context: bool = False
     fovea_spans: tuple[int, ...] = (16, 40)
@@ -131,8 +145,13 @@ class CorticalConfig(PolicyConfig):
             raise ValueError("coarse_context feeds the coarse summary to the fine stage: it needs both streams")
         if self.zoom < 1:
             raise ValueError(f"zoom must be >= 1, got {self.zoom}")
-        if self.carry_fine_weight is not None and self.carry_fine_weight < 0:
-            raise ValueError(f"carry_fine_weight must be >= 0 or None, got {self.carry_fine_weight}")
+        for name in ("carry_fine_weight", "free_space_fine_weight"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {getattr(self, name)}")
+        if self.free_space_clearance <= 0:
+            raise ValueError(f"free_space_clearance must be > 0, got {self.free_space_clearance}")
+        if self.fine_heatmap_sigma is not None and self.fine_heatmap_sigma <= 0:
+            raise ValueError(f"fine_heatmap_sigma must be > 0 or None, got {self.fine_heatmap_sigma}")
         if self.fine_weight < 0:
             raise ValueError(f"fine_weight must be >= 0, got {self.fine_weight}")
         if self.attention_precision not in ATTENTION_DTYPES:
@@ -347,7 +366,8 @@ class CorticalPolicy(KeyframePolicy):
             fovea, _ = self._fovea_tokens(batch)
             views, output = self._fine_stage(scene, target + noise, fovea, text, proprio, output)
             uv, _ = self.fine_renderer.world_to_pixel(target[:, None], views.center, views.half_size)
-            goal = heatmap_targets(uv[:, :, 0], c.fine.image_size, c.heatmap_sigma)
+            sigma = c.heatmap_sigma if c.fine_heatmap_sigma is None else c.fine_heatmap_sigma
+            goal = heatmap_targets(uv[:, :, 0], c.fine.image_size, sigma)
             losses["fine_heatmap"] = heatmap_loss(output.heatmap_logits, goal)
             last, renderer = (views, output), self.fine_renderer
         logits = self.head(self._head_inputs(*last, renderer, target, proprio))
@@ -381,15 +401,26 @@ class CorticalPolicy(KeyframePolicy):
             fovea, (gaze, fixation) = self._fovea_tokens(batch)
             focus = self._focus(batch, coarse_position, gaze, fixation)
             views, output = self._fine_stage(scene, focus, fovea, text, proprio, output, precision)
-            weight = c.fine_weight if c.static_stream else 1.0
-            if c.static_stream and c.carry_fine_weight is not None:
-                closed = batch["gripper_open"].to(views.center.device).float() < 0.5
-                weight = torch.where(closed, c.carry_fine_weight, c.fine_weight).view(-1, 1, 1, 1)
+            weight = self._fine_weight(batch, scene, coarse_position) if c.static_stream else 1.0
             fine = HeatmapTerm(self.fine_renderer, heatmap_probabilities(output.heatmap_logits), views.center,
                                views.half_size, weight)  # fmt: skip
             terms.insert(0, fine)
             renderer = self.fine_renderer
         return terms, views, output, renderer, proprio
+
+    def _fine_weight(self, batch: dict[str, Any], scene: Scene, coarse: torch.Tensor) -> float | torch.Tensor:
+        """``fine_weight``, or ``(B, 1, 1, 1)`` weights where the carry weight or the free-space cap applies."""
+        c = self.config
+        if c.carry_fine_weight is None and c.free_space_fine_weight is None:
+            return c.fine_weight
+        weight = torch.full((coarse.shape[0],), c.fine_weight, device=coarse.device)
+        if c.carry_fine_weight is not None:
+            closed = batch["gripper_open"].to(coarse.device).float() < 0.5
+            weight = torch.where(closed, c.carry_fine_weight, weight)
+        if c.free_space_fine_weight is not None:
+            free = scene.clearance(coarse) > c.free_space_clearance
+            weight = torch.where(free, weight.clamp_max(c.free_space_fine_weight), weight)
+        return weight.view(-1, 1, 1, 1)
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[KeyframeAction]:

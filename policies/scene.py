@@ -31,6 +31,11 @@ class Scene:
         """Apply the scene's motion to other world points ``(B, 3)`` (e.g. the gaze fixation)."""
         return torch.einsum("bij,bj->bi", self.rotation, world_points) + self.translation
 
+    def clearance(self, query: torch.Tensor) -> torch.Tensor:
+        """Distance ``(B,)`` from each query point ``(B, 3)`` to the nearest real point of its cloud (inf if none)."""
+        distances = (self.points.float() - query[:, None, :].float()).norm(dim=-1)
+        return distances.masked_fill(~self.mask, float("inf")).amin(dim=1)
+
 
 def build_scene(
     batch: dict[str, Any],
