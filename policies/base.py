@@ -44,9 +44,10 @@ class PolicyLoadError(ValueError):
 EARLIER_VALUES: dict[str, Any] = {"collision_probe": False, "free_space_fine_weight": None}
 
 
-def earlier_values(saved: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`EARLIER_VALUES` of the settings a saved configuration lacks (it was written before them)."""
-    return {key: value for key, value in EARLIER_VALUES.items() if key not in saved}
+def earlier_values(saved: dict[str, Any], config_class: type[PolicyConfig]) -> dict[str, Any]:
+    """The :data:`EARLIER_VALUES` of the settings of ``config_class`` that a saved configuration lacks."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    return {key: value for key, value in EARLIER_VALUES.items() if key in known and key not in saved}
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class PolicyConfig:
         raw = {k: v for k, v in raw.items() if k != "type"}
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if saved:
-            raw = {**{k: v for k, v in earlier_values(raw).items() if k in fields}, **raw}
+            raw = {**earlier_values(raw, cls), **raw}
         unknown = sorted(set(raw) - set(fields))
         if unknown:
             raise PolicyLoadError(f"{cls.__name__} has no settings {unknown}; known: {sorted(fields)}")

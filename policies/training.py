@@ -110,7 +110,7 @@ def policy_config(
     settings = dict(train.policy_overrides)
     if resumed is not None:
         saved = json.loads((Path(resumed) / PRETRAINED / CONFIG_FILE).read_text())
-        settings = {**earlier_values(saved), **settings}
+        settings = {**earlier_values(saved, config_class), **settings}
     settings.setdefault("cameras", list(dataset.cameras))
     settings["image_size"] = int(dataset.index.collection["signature"]["image_size"])
     settings["tasks"] = sorted({e.task for e in dataset.episodes})
