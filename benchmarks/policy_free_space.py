@@ -61,9 +61,7 @@ def main() -> int:
     tasks = sorted({entry.task for entry in DatasetIndex.load(args.data).episodes})
     config = CollectionConfig.like(args.data, args.episodes_per_task, args.unseen_seed)
     collect_into_cache(args.workdir, tasks, config, elsewhere="pass another --workdir", progress=False)
-    results: dict[str, object] = {
-        "command": "python benchmarks/policy_free_space.py " + " ".join(sys.argv[1:]), "runs": {},
-    }  # fmt: skip
+    runs: dict[str, dict] = {}
     for run in [r.strip() for r in args.runs.split(",") if r.strip()]:
         policy = load_policy(run).eval()
         if not (isinstance(policy, CorticalPolicy) and policy.config.static_stream and policy.config.dynamic_stream):
@@ -87,13 +85,14 @@ def main() -> int:
         per_task = defaultdict(list)
         for row in rows:
             per_task[row["task"]].append(row)
-        results["runs"][run] = {  # type: ignore[index]
+        runs[run] = {
             "by_clearance": bins,
             "per_task": {task: _summary(chosen) for task, chosen in sorted(per_task.items())},
             "all": _summary(rows),
         }
-    write_json_atomic(args.json, results)
-    print(json.dumps({run: r["by_clearance"] for run, r in results["runs"].items()}, indent=1))  # type: ignore[union-attr]
+    command = "python benchmarks/policy_free_space.py " + " ".join(sys.argv[1:])
+    write_json_atomic(args.json, {"command": command, "runs": runs})
+    print(json.dumps({run: result["by_clearance"] for run, result in runs.items()}, indent=1))
     return 0
 
 
