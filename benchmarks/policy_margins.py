@@ -40,6 +40,7 @@ def parse_args() -> argparse.Namespace:
         pairs.append((Path(first), Path(second)))
     args.pair_list = pairs
     args.seed_list = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    args.first_tag = args.tag if args.first_tag is None else args.first_tag
     return args
 
 
@@ -74,8 +75,8 @@ def main() -> int:
 
     rows, pooled_first, pooled_second = [], {}, {}
     for index, (first, second) in enumerate(args.pair_list):
-        first_tag = args.tag if args.first_tag is None else args.first_tag
-        a, b = recorded_episodes(first, args.seed_list, first_tag), recorded_episodes(second, args.seed_list, args.tag)
+        a = recorded_episodes(first, args.seed_list, args.first_tag)
+        b = recorded_episodes(second, args.seed_list, args.tag)
         shared = set(a) & set(b)
         a, b = {k: a[k] for k in shared}, {k: b[k] for k in shared}
         difference = paired_difference(a, b)
@@ -103,7 +104,7 @@ def main() -> int:
             "date": date.today().isoformat(),
             "seeds": args.seed_list,
             "tag": args.tag,
-            "first_tag": args.tag if args.first_tag is None else args.first_tag,
+            "first_tag": args.first_tag,
             "pairs": rows,
             "pooled": pooled,
         }
