@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cortico.checkpoint import CheckpointError
+from cortico.language.continual import ContinualConfig
 from cortico.language.data import answer_log_probs, drop_words, prompt_positions
 from cortico.language.module import (
     DROPOUT_SAMPLES,
@@ -23,6 +24,9 @@ from cortico.language.module import (
 from cortico.language.probe import PROBE_FILE, CommandProbe
 from cortico.language.stream_file import read_stream
 from cortico.language.tasks import Example
+
+# a TRC2 small enough that training and evaluating it take seconds (what these tests check is not its size)
+TINY = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, batch_size=8)
 
 
 @pytest.fixture
@@ -259,18 +263,15 @@ def test_word_dropout_masks_that_leave_no_readable_command_are_undone(module_dir
 
 
 def test_training_through_checked_masks_records_how_many_were_undone(tmp_path: Path) -> None:
-    module = train_module(tmp_path / "module", steps=3, progress=False, probe_examples=40, checked_masks=1,
-                          probe_tuned_layers=0)  # fmt: skip
+    module = train_module(tmp_path / "module", steps=3, config=TINY, progress=False, probe_examples=40,
+                          checked_masks=1, probe_tuned_layers=0)  # fmt: skip
     metrics = LanguageModule.load(tmp_path / "module").settings.metrics
     assert metrics["checked_masks"] == 1 and 0.0 < metrics["checked_masks_undone"] < 1.0
     assert module.settings.metrics == metrics and metrics["probe_tuned_layers"] == metrics["probe_steps"] == 0
 
 
 def test_a_module_trains_saves_and_reads_back_its_tuned_probe(tmp_path: Path) -> None:
-    from cortico.language.continual import ContinualConfig
-
-    tiny = ContinualConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, batch_size=8)
-    module = train_module(tmp_path / "module", steps=2, config=tiny, progress=False, evaluate=False,
+    module = train_module(tmp_path / "module", steps=2, config=TINY, progress=False, evaluate=False,
                           probe_examples=40, probe_steps=5)  # fmt: skip
     loaded = LanguageModule.load(tmp_path / "module")
     assert module.probe.tuned_layers == loaded.probe.tuned_layers == PROBE_TUNED_LAYERS
