@@ -56,8 +56,8 @@ class DemoConfig:
     def fast(cls) -> DemoConfig:
         """Tiny budgets: every stage runs, nothing is learned well (for tests and a first look)."""
         return cls(tasks=("button-press-topdown", "reach"), episodes_per_task=2, policy_steps=10, gaze_steps=10,
-                   batch_size=4, eval_episodes=1, keyframe_budget=3, language_steps=60, language_probe_examples=400,
-                   language_probe_steps=20, frame_stride=3, final_questions=5)  # fmt: skip
+                   batch_size=4, eval_episodes=1, keyframe_budget=3, language_steps=30, language_probe_examples=200,
+                   language_probe_steps=8, frame_stride=3, final_questions=5)  # fmt: skip
 
     def session_commands(self) -> list[str]:
         """Paraphrased commands for the agent: each task once, in the words of its held-out paraphrase."""

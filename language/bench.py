@@ -312,7 +312,7 @@ def write_report(path: str | Path, result: dict[str, Any], throughput: dict[str,
 
 
 def finished_module(folder: Path, steps: int, seed: int):  # noqa: ANN201 - LanguageModule | None
-    """The mt10 module trained earlier in ``folder`` with this seed, step count and recipe, else None."""
+    """The mt10 module trained and evaluated earlier in ``folder`` with this seed, step count and recipe, else None."""
     from cortico.checkpoint import CheckpointError
     from cortico.language.module import COMMAND_SLOTS, QUESTION_SLOTS, WORD_DROPOUT, LanguageModule
 
@@ -328,6 +328,8 @@ def finished_module(folder: Path, steps: int, seed: int):  # noqa: ANN201 - Lang
     recipe = [settings.metrics.get(key) for key in keys]
     wanted = [steps, WORD_DROPOUT, TOKENIZER_KIND, [*COMMAND_SLOTS, *QUESTION_SLOTS]]
     if (settings.suite, settings.seed, recipe) != ("mt10", seed, wanted):
+        return None
+    if "commands_exact_match" not in settings.metrics:  # trained without its evaluation: nothing to report
         return None
     return module
 

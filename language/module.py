@@ -832,8 +832,8 @@ def train_module(
     Both are trained with ``word_dropout`` (see :func:`drop_words`), each command through one of
     ``checked_masks`` masks that the sentence-encoder probe, fitted first, still reads as the command
     (:meth:`LanguageModule.check_dropout_draws`; 0: fresh masks every step, unchecked; each mask checked
-    costs an embedding of every training command). With ``evaluate`` the held-out exact match and the
-    parsing accuracy of commands and questions are stored in ``module.json``.
+    costs an embedding of every training command). ``module.json`` records how the module was trained; with
+    ``evaluate`` also the held-out exact match and the parsing accuracy of commands and questions.
     ``probe_examples`` fits the sentence-encoder probe on at most that many training examples per family and
     chooses TRC2's weights on at most a quarter as many validation wordings (a quick look such as
     ``cortico demo --fast``: embedding every text is most of a short run's time); ``None`` uses them all.
@@ -905,16 +905,20 @@ def train_module(
         for what, task in (("command", commands), ("question", questions))
         if "novel_validation" in task.splits  # commands have validation wordings for MT10's tasks only
     }
+    # how the module was trained, always; how it does on held-out texts, with ``evaluate``
+    module.settings.metrics = {
+        "steps": steps,
+        "word_dropout": word_dropout,
+        "checked_masks": checked_masks,
+        "checked_masks_undone": undone,  # the share of them that left no readable command
+        "tokenizer": TOKENIZER_KIND,
+        "probe_slots": list(module.probe.labels),
+        "probe_tuned_layers": probe_tuned_layers,
+        "probe_steps": probe_steps if probe_tuned_layers else 0,
+        "trc2_weight_on_validation_wordings": weights,
+    }
     if evaluate:
-        module.settings.metrics = {
-            "steps": steps,
-            "word_dropout": word_dropout,
-            "checked_masks": checked_masks,
-            "checked_masks_undone": undone,  # the share of them that left no readable command
-            "tokenizer": TOKENIZER_KIND,
-            "probe_slots": list(module.probe.labels),
-            "probe_tuned_layers": probe_tuned_layers,
-            "probe_steps": probe_steps if probe_tuned_layers else 0,
+        module.settings.metrics |= {
             "commands_exact_match": module.evaluate(commands, ("test", "novel")),
             "parse_held_out_combinations": module.parse_accuracy(commands.splits["test"]),
             "parse_held_out_paraphrases": module.parse_accuracy(commands.splits["novel"]),
@@ -923,7 +927,6 @@ def train_module(
                 if "novel_independent" in commands.splits
                 else {}
             ),
-            "trc2_weight_on_validation_wordings": weights,
             "questions_held_out_combinations": module.question_accuracy(questions.splits["test"]),
             "questions_held_out_paraphrases": module.question_accuracy(questions.splits["novel"]),
         }

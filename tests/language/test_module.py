@@ -264,9 +264,10 @@ def test_word_dropout_masks_that_leave_no_readable_command_are_undone(module_dir
 
 def test_training_through_checked_masks_records_how_many_were_undone(tmp_path: Path) -> None:
     module = train_module(tmp_path / "module", steps=3, config=TINY, progress=False, probe_examples=40,
-                          checked_masks=1, probe_tuned_layers=0)  # fmt: skip
-    metrics = LanguageModule.load(tmp_path / "module").settings.metrics
+                          checked_masks=1, probe_tuned_layers=0, evaluate=False)  # fmt: skip
+    metrics = LanguageModule.load(tmp_path / "module").settings.metrics  # the recipe, even unevaluated
     assert metrics["checked_masks"] == 1 and 0.0 < metrics["checked_masks_undone"] < 1.0
+    assert "commands_exact_match" not in metrics
     assert module.settings.metrics == metrics and metrics["probe_tuned_layers"] == metrics["probe_steps"] == 0
 
 
@@ -408,12 +409,15 @@ def test_the_bench_reuses_a_module_only_when_its_recipe_matches(module_copy: Pat
     from cortico.language.tokenizer import TOKENIZER_KIND
 
     module = LanguageModule.load(module_copy)
-    recipe = {"steps": 30, "word_dropout": WORD_DROPOUT, "tokenizer": TOKENIZER_KIND}
+    recipe = {"steps": 30, "word_dropout": WORD_DROPOUT, "tokenizer": TOKENIZER_KIND, "commands_exact_match": {}}
     module.settings.metrics = recipe | {"probe_slots": [*COMMAND_SLOTS, *QUESTION_SLOTS]}
     module.save(module_copy)
     assert finished_module(module_copy, 30, seed=0) is not None
     assert finished_module(module_copy, 30, seed=1) is None  # another seed
     assert finished_module(module_copy, 60, seed=0) is None  # another length
+    del module.settings.metrics["commands_exact_match"]  # trained with the recipe but never evaluated
+    module.save(module_copy)
+    assert finished_module(module_copy, 30, seed=0) is None
     module.settings.metrics = recipe | {"probe_slots": list(COMMAND_SLOTS)}  # an older probe
     module.save(module_copy)
     assert finished_module(module_copy, 30, seed=0) is None
