@@ -49,11 +49,22 @@ class ReaderExample:
 
     question: np.ndarray  # (T,) text embedding
     options: np.ndarray  # (4, T)
-    tokens: np.ndarray  # (N, D) now + memory + note tokens
+    tokens: np.ndarray  # (N, D) now + memory + note tokens (frame embeddings)
     features: np.ndarray  # (N, F) per-token side information
     kinds: np.ndarray  # (N,) 0 now, 1 clear memory, 2 fuzzy memory, 3 note
     answer: int
     template: str = ""  # the question's template: not read by the reader (balancing and selecting readers)
+    # the instruction each token was recorded under: a few distinct texts per example, embedded once each
+    # (U, T), and per token which of them (N,); the reader projects each distinct text once, not per token
+    instructions: np.ndarray | None = None
+    instruction_index: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.instructions is None:  # no instruction known: one empty text for every token
+            self.instructions = np.zeros((1, self.options.shape[1]), np.float32)
+            self.instruction_index = np.zeros(len(self.kinds), np.int64)
+        if self.instruction_index is None or len(self.instruction_index) != len(self.kinds):
+            raise ValueError(f"instruction_index must give one instruction per token ({len(self.kinds)})")
 
 
 # age, log-age, gripper open, success, gripper changes, duration, tasks ago (of the newest task a token
@@ -213,33 +224,48 @@ def example_from_evidence(
     for feature, rows in flagged:
         for row in rows:
             features[row][feature] = 1.0
-    text_vectors = np.stack([instruction_embedding(t) for t in texts])
+    distinct = list(dict.fromkeys(texts))
     return ReaderExample(
         question=question_embedding.astype(np.float32),
         options=option_embeddings.astype(np.float32),
-        tokens=np.concatenate([np.stack(tokens), text_vectors], axis=1).astype(np.float32),
+        tokens=np.stack(tokens).astype(np.float32),
         features=np.asarray(features, dtype=np.float32),
         kinds=np.asarray(kinds, dtype=np.int64),
         answer=answer,
         template=template,
+        instructions=np.stack([instruction_embedding(t) for t in distinct]).astype(np.float32),
+        instruction_index=np.asarray([distinct.index(t) for t in texts], dtype=np.int64),
     )
 
 
 class MemoryReader(nn.Module):
-    """See module doc. ``frame_dim``: width of frame tokens; ``text_dim``: of text embeddings."""
+    """See module doc. ``frame_dim``: width of frame tokens; ``text_dim``: of text embeddings.
+
+    ``attention_dropout``: dropout on the attention weights (elsewhere it is 0.1). Drawing a mask over every
+    (token, token) pair is most of a CPU training step on long examples: 0 trains about 1.5x faster.
+    """
 
     def __init__(
-        self, frame_dim: int, text_dim: int, width: int = 96, layers: int = 2, use_memory: bool = True
+        self,
+        frame_dim: int,
+        text_dim: int,
+        width: int = 96,
+        layers: int = 2,
+        use_memory: bool = True,
+        attention_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.use_memory = use_memory
         self.frame_dim, self.text_dim = frame_dim, text_dim
+        # a token's input is [frame embedding, instruction embedding, features] (the instruction's columns are
+        # applied to each distinct instruction of a batch once: ``_embed_tokens``)
         self.token = nn.Linear(frame_dim + text_dim + FEATURES, width)
         self.kind = nn.Embedding(4, width)
         self.tasks_ago = nn.Embedding(MAX_TASKS_AGO + 1, width)  # categorical: "two tasks ago" is not a slope
         self.oldest_tasks_ago = nn.Embedding(MAX_TASKS_AGO + 1, width)
         self.question = nn.Linear(text_dim, width)
         layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True, norm_first=True)
+        layer.self_attn.dropout = attention_dropout  # copied into every layer below
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.option = nn.Linear(text_dim, width)
         self.score_head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Linear(width, 1))
@@ -261,7 +287,7 @@ class MemoryReader(nn.Module):
         self.pointer_logits: list[torch.Tensor] = []
         question = self.question(batch["question"])[:, None]  # (B, 1, W)
         if self.use_memory:
-            tokens = self.token(torch.cat([batch["tokens"], batch["features"]], dim=-1)) + self.kind(batch["kinds"])
+            tokens = self._embed_tokens(batch) + self.kind(batch["kinds"])
             tokens = tokens + self.tasks_ago(tasks_ago(batch["features"]))
             tokens = tokens + self.oldest_tasks_ago(tasks_ago(batch["features"], OLDEST_TASKS_AGO_FEATURE))
             sequence = torch.cat([question, tokens], dim=1)
@@ -275,7 +301,7 @@ class MemoryReader(nn.Module):
         scores = self.score_head(joint).squeeze(-1)
         if self.use_memory:
             read, mask, choices = encoded[:, 1:], batch["mask"], batch["options"]
-            texts = batch["tokens"][..., self.frame_dim :]
+            texts = (batch["instructions"], batch["instruction_index"])  # projected once per distinct text
             oldest = tasks_ago(batch["features"], OLDEST_TASKS_AGO_FEATURE)
             features, now = batch["features"], (batch["kinds"] == 0).float()
             pictures = torch.cat([batch["tokens"][..., : self.frame_dim], features[..., OBJECT_FEATURES]], dim=-1)
@@ -294,16 +320,24 @@ class MemoryReader(nn.Module):
                     self.pointer_logits.append(POINTER_SCALE * agreement)
         return scores
 
+    def _embed_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``self.token`` of each token's [frame, instruction, features], the instruction part once per text."""
+        weight, frame, text = self.token.weight, self.frame_dim, self.frame_dim + self.text_dim
+        own = torch.cat([batch["tokens"], batch["features"]], dim=-1)
+        own = F.linear(own, torch.cat([weight[:, :frame], weight[:, text:]], dim=1), self.token.bias)
+        return own + F.linear(batch["instructions"], weight[:, frame:text])[batch["instruction_index"]]
+
 
 class Pointer(nn.Module):
     """Scores options by what the token the question attends to holds (its text, its oldest task, its picture).
 
     The question's pooled state attends over the read tokens; each option, projected by ``options``, is
     compared (cosine) with the attended tokens' contents, projected by ``contents``; a gate per question
-    (softplus, starting nearly off) says how much the pointer counts. With ``cues``, each question also
-    weighs ``C`` token flags ``(B, N, C)`` directly in its attention (the position pointer: "holds the newest
-    gripper close", "is the present frame", "holds the newest close of the anchored task"), so it need not
-    learn to find them through the transformer.
+    (softplus, starting nearly off) says how much the pointer counts. ``contents`` may be a table of distinct
+    values and each token's row in it (``(table (K, C), index (B, N))``): projected once per row. With
+    ``cues``, each question also weighs ``C`` token flags ``(B, N, C)`` directly in its attention (the
+    position pointer: "holds the newest gripper close", "is the present frame", "holds the newest close of
+    the anchored task"), so it need not learn to find them through the transformer.
     """
 
     def __init__(self, width: int, options: nn.Module, contents: nn.Module, cues: int = 0) -> None:
@@ -323,7 +357,7 @@ class Pointer(nn.Module):
         pooled: torch.Tensor,
         read: torch.Tensor,
         mask: torch.Tensor,
-        contents: torch.Tensor,
+        contents: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
         options: torch.Tensor,
         cues: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,24 +370,34 @@ class Pointer(nn.Module):
         if self.cue_weights is not None:
             logits = logits + CUE_SCALE * torch.einsum("bc,bnc->bn", self.cue_weights(pooled), cues)
         attention = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # (B, N)
-        targets = F.normalize(self.contents(contents), dim=-1)  # (B, N, W)
+        if isinstance(contents, tuple):  # (table, index): each distinct row projected once
+            table, index = contents
+            targets = F.normalize(self.contents(table), dim=-1)[index]  # (B, N, W)
+        else:
+            targets = F.normalize(self.contents(contents), dim=-1)  # (B, N, W)
         similarity = torch.einsum("bow,bnw->bon", F.normalize(self.options(options), dim=-1), targets)
         return POINTER_SCALE * F.softplus(self.gate(pooled)), torch.einsum("bon,bn->bo", similarity, attention)
 
 
 def collate(examples: list[ReaderExample]) -> dict[str, torch.Tensor]:
-    """Pad a list of examples into a batch."""
+    """Pad a list of examples into a batch (their instructions in one table, indexed per token)."""
     length = max(len(e.kinds) for e in examples)
     batch = len(examples)
     width = examples[0].tokens.shape[1]
     tokens = np.zeros((batch, length, width), np.float32)
     features = np.zeros((batch, length, FEATURES), np.float32)
     kinds = np.zeros((batch, length), np.int64)
+    index = np.zeros((batch, length), np.int64)  # padding points at row 0: masked out
     mask = np.zeros((batch, length), bool)
+    offset = 0
     for i, e in enumerate(examples):
         n = len(e.kinds)
         tokens[i, :n], features[i, :n], kinds[i, :n], mask[i, :n] = e.tokens, e.features, e.kinds, True
+        index[i, :n] = e.instruction_index + offset
+        offset += len(e.instructions)
     return {
+        "instructions": torch.from_numpy(np.concatenate([e.instructions for e in examples]).astype(np.float32)),
+        "instruction_index": torch.from_numpy(index),
         "question": torch.from_numpy(np.stack([e.question for e in examples])),
         "options": torch.from_numpy(np.stack([e.options for e in examples])),
         "tokens": torch.from_numpy(tokens),

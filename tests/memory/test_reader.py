@@ -35,6 +35,13 @@ from cortico.memory.records import FUZZY, Evidence, MemoryItem, MemoryNote
 FRAME, TEXT = 8, 16
 
 
+def _example(question, options, frames, texts, features, kinds, answer) -> ReaderExample:  # noqa: ANN001
+    """An example whose tokens show ``frames (N, FRAME)`` recorded under the instructions ``texts (N, TEXT)``."""
+    table, index = np.unique(texts, axis=0, return_inverse=True)
+    return ReaderExample(question, options, frames, features, kinds, answer,
+                         instructions=table, instruction_index=index.reshape(-1))  # fmt: skip
+
+
 def _lookup_examples(count: int, seed: int, objects: np.ndarray) -> list[ReaderExample]:
     """Six memories with random object texts; the question asks for the object of the one ``back`` tasks ago."""
     rng = np.random.default_rng(seed)
@@ -49,10 +56,9 @@ def _lookup_examples(count: int, seed: int, objects: np.ndarray) -> list[ReaderE
         rng.shuffle(options)
         features = np.zeros((6, FEATURES), np.float32)
         features[:, TASKS_AGO_FEATURE] = features[:, OLDEST_TASKS_AGO_FEATURE] = np.arange(6) / 10.0  # tasks ago
-        tokens = np.concatenate([rng.normal(size=(6, FRAME)).astype(np.float32), objects[held]], axis=1)
-        examples.append(ReaderExample(
-            questions[back - 1], objects[options], tokens, features, np.ones(6, np.int64),
-            int(np.flatnonzero(options == answer_object)[0]),
+        examples.append(_example(
+            questions[back - 1], objects[options], rng.normal(size=(6, FRAME)).astype(np.float32), objects[held],
+            features, np.ones(6, np.int64), int(np.flatnonzero(options == answer_object)[0]),
         ))  # fmt: skip
     return examples
 
@@ -97,8 +103,8 @@ def _count_examples(count: int, seed: int, numbers: np.ndarray) -> list[ReaderEx
         features = np.zeros((size, FEATURES), np.float32)
         features[:, TASKS_AGO_FEATURE], features[:, OLDEST_TASKS_AGO_FEATURE] = newest / 10.0, oldest / 10.0
         tokens = rng.normal(size=(size, FRAME + TEXT)).astype(np.float32)
-        examples.append(ReaderExample(question, numbers[options], tokens, features, np.full(size, 3),
-                                      int(np.flatnonzero(options == answer % 12)[0])))  # fmt: skip
+        examples.append(_example(question, numbers[options], tokens[:, :FRAME], tokens[:, FRAME:], features,
+                                 np.full(size, 3), int(np.flatnonzero(options == answer % 12)[0])))  # fmt: skip
     return examples
 
 
@@ -132,8 +138,8 @@ def _picture_examples(
             features[:, TASK_START_FEATURE] = 1.0
             features[back, ANCHOR_FEATURE] = features[back, ANCHOR_START_FEATURE] = 1.0
         pictures = looks[shown] + 0.3 * rng.normal(size=(6, FRAME)).astype(np.float32)
-        tokens = np.concatenate([pictures, rng.normal(size=(6, TEXT)).astype(np.float32)], axis=1)
-        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 2), int(shown[back])))
+        texts = rng.normal(size=(6, TEXT)).astype(np.float32)
+        examples.append(_example(question, regions, pictures, texts, features, np.full(6, 2), int(shown[back])))
     return examples
 
 
@@ -160,7 +166,8 @@ def _position_examples(count: int, seed: int, regions: np.ndarray) -> list[Reade
         features[:, POSITION_FEATURES] = np.concatenate([where, np.ones((6, 1))], axis=1)
         quarter = int(where[1, 0] > 0) + 2 * int(where[1, 1] > 0)  # near left, near right, far left, far right
         tokens = rng.normal(size=(6, FRAME + TEXT)).astype(np.float32)
-        examples.append(ReaderExample(question, regions, tokens, features, np.full(6, 3), quarter))
+        examples.append(_example(question, regions, tokens[:, :FRAME], tokens[:, FRAME:], features, np.full(6, 3),
+                                 quarter))  # fmt: skip
     return examples
 
 
@@ -207,6 +214,25 @@ def test_the_earliest_frame_of_each_task_and_the_perceived_object_position_are_f
     known = example.features[:, OBJECT_FEATURES]
     assert known[:, 2].tolist() == [0, 1, 1, 1, 1, 0, 1]  # nothing perceived for "now" (no fact) or for a note
     assert np.allclose(known[1, :2], [10.0 * (0.1 - TABLE_CENTRE[0]), 10.0 * (0.6 - TABLE_CENTRE[1])])
+
+
+def test_each_distinct_instruction_is_embedded_once_and_every_token_points_at_its_own() -> None:
+    said = ["open the drawer", "press the button", "open the drawer"]
+    items = [MemoryItem(i, float(i), FUZZY, np.ones((1, FRAME), np.float32), {"instruction": text})
+             for i, text in enumerate(said)]  # fmt: skip
+    embedded = []
+
+    def embed(text: str) -> np.ndarray:
+        embedded.append(text)
+        return np.full(TEXT, len(text), np.float32)
+
+    example = example_from_evidence(np.zeros(TEXT, np.float32), np.zeros((4, TEXT), np.float32),
+                                    np.ones((1, FRAME), np.float32), {"instruction": "reach"}, Evidence(5.0, items, []),
+                                    embed, 0)  # fmt: skip
+    assert embedded == ["reach", "open the drawer", "press the button"]  # "now" first, then the memories
+    assert example.instructions.shape == (3, TEXT) and example.tokens.shape == (4, FRAME)
+    read = example.instructions[example.instruction_index][:, 0]
+    assert read.tolist() == [len(text) for text in ["reach", *said]]
 
 
 def test_the_newest_gripper_close_in_the_evidence_is_marked() -> None:
@@ -294,11 +320,21 @@ def test_the_reader_answers_from_the_start_of_the_task_the_question_is_anchored_
 def test_batches_pad_to_their_longest_example_and_buckets_group_by_length() -> None:
     objects = np.random.default_rng(0).normal(size=(12, TEXT)).astype(np.float32)
     (short,) = _lookup_examples(1, 0, objects)
-    long = ReaderExample(short.question, short.options, np.tile(short.tokens, (5, 1)),
-                         np.tile(short.features, (5, 1)), np.tile(short.kinds, 5), short.answer)  # fmt: skip
+    flipped = len(short.instructions) - 1 - short.instruction_index  # the same texts, the table reversed
+    long = ReaderExample(short.question, short.options, np.tile(short.tokens, (5, 1)), np.tile(short.features, (5, 1)),
+                         np.tile(short.kinds, 5), short.answer, instructions=short.instructions[::-1].copy(),
+                         instruction_index=np.tile(flipped, 5))  # fmt: skip
     batch = collate([short, long])
-    assert batch["tokens"].shape == (2, 30, FRAME + TEXT)
+    assert batch["tokens"].shape == (2, 30, FRAME)
     assert batch["mask"].sum(dim=1).tolist() == [6, 30]
+    # one table of both examples' instructions: each token still points at its own text
+    texts = batch["instructions"][batch["instruction_index"]]
+    assert torch.equal(texts[0, :6], torch.from_numpy(short.instructions[short.instruction_index]))
+    assert torch.equal(texts[1, :30], torch.from_numpy(np.tile(short.instructions[short.instruction_index], (5, 1))))
+    # the instruction's part of each token's input, applied once per distinct text, is the per-token input's
+    reader = MemoryReader(FRAME, TEXT, width=16, layers=1)
+    inputs = torch.cat([batch["tokens"], texts, batch["features"]], dim=-1)
+    torch.testing.assert_close(reader._embed_tokens(batch), reader.token(inputs))
     examples = [long if i % 3 == 0 else short for i in range(60)]
     buckets = length_buckets(examples, batch_size=4, batches_per_bucket=2)
     assert sorted(i for b in buckets for i in b) == list(range(60))
@@ -327,3 +363,17 @@ def test_balanced_training_draws_every_template_about_equally_often(monkeypatch:
                      balance_templates=balanced)  # fmt: skip
     assert np.mean([t == "rare" for t in drawn[False]]) < 0.12
     assert 0.38 < np.mean([t == "rare" for t in drawn[True]]) < 0.62
+
+
+def test_attention_dropout_is_the_readers_own_and_off_in_evaluation() -> None:
+    """Each layer's attention drops what the reader was built with; a trained reader answers the same either way."""
+    objects = np.random.default_rng(0).normal(size=(12, TEXT)).astype(np.float32)
+    batch = collate(_lookup_examples(8, 0, objects))
+    for rate in (0.0, 0.3):
+        reader = MemoryReader(FRAME, TEXT, width=16, layers=2, attention_dropout=rate)
+        assert [layer.self_attn.dropout for layer in reader.encoder.layers] == [rate, rate]
+        assert [layer.dropout.p for layer in reader.encoder.layers] == [0.1, 0.1]  # elsewhere unchanged
+    torch.manual_seed(0)
+    reader = MemoryReader(FRAME, TEXT, width=16, layers=2, attention_dropout=0.5).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reader(batch), reader(batch))  # deterministic: no dropout in evaluation
