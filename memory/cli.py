@@ -55,6 +55,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--pointer-loss-weight", type=float, default=0.0, help="deep supervision of the reader's pointers (0: off)"
     )
     bench.add_argument(
+        "--reader-attention-dropout",
+        type=float,
+        default=0.1,
+        help="dropout on the reader's attention weights (0: about 1.5x faster training on a CPU)",
+    )
+    bench.add_argument(
         "--balance-templates",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -126,6 +132,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--encoder-scenes must be >= 0 (0: demo frames only), got {args.encoder_scenes}")
     if not args.pointer_loss_weight >= 0:
         raise ValueError(f"--pointer-loss-weight must be >= 0 (0: off), got {args.pointer_loss_weight}")
+    if not 0 <= args.reader_attention_dropout < 1:
+        raise ValueError(f"--reader-attention-dropout must be in [0, 1), got {args.reader_attention_dropout}")
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
     for policy in policies:
         MEMORIES.get(policy)
@@ -144,6 +152,7 @@ def _bench(args: argparse.Namespace) -> int:
         encoder_scenes_per_task=args.encoder_scenes,
         pointer_loss_weight=args.pointer_loss_weight,
         balance_templates=args.balance_templates,
+        reader_attention_dropout=args.reader_attention_dropout,
         older_tasks=args.older_tasks,
         sources_per_question=args.sources_per_question,
         seed=args.seed,

@@ -18,6 +18,7 @@ from cortico.cli import main
         (["--readers", "0"], "--readers must be >= 1"),
         (["--encoder-scenes", "-1"], "--encoder-scenes must be >= 0"),
         (["--pointer-loss-weight", "-0.1"], "--pointer-loss-weight must be >= 0"),
+        (["--reader-attention-dropout", "1"], "--reader-attention-dropout must be in [0, 1)"),
         (["--policies", "cortico,nope"], "nope"),
     ],
 )
