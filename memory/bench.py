@@ -68,7 +68,7 @@ class BenchConfig:
     selection_streams: int = 0  # the last training streams whose questions judge the candidates (0: training questions)
     pointer_loss_weight: float = 0.0  # deep supervision of the reader's pointers (train_reader)
     balance_templates: bool = False  # every template equally often in the reader's training (tried: BENCHMARKS.md)
-    # dropout on the reader's attention weights; 0 trains a reader about 1.5x faster on a CPU (MemoryReader)
+    # dropout on the reader's attention weights; 0 trains readers 1.3-1.6x faster on a CPU (BENCHMARKS.md)
     reader_attention_dropout: float = 0.1
     older_tasks: bool = True  # also questions two to six tasks back (qa.py; BENCHMARKS.md)
     sources_per_question: int = 6  # memories (policy x budget) a training question is read from, besides the oracle
