@@ -232,7 +232,7 @@ def example_from_evidence(
     for feature, rows in flagged:
         for row in rows:
             features[row][feature] = 1.0
-    distinct = list(dict.fromkeys(texts))
+    rows = {text: row for row, text in enumerate(dict.fromkeys(texts))}  # each distinct text, first seen first
     return ReaderExample(
         question=question_embedding.astype(np.float32),
         options=option_embeddings.astype(np.float32),
@@ -241,8 +241,8 @@ def example_from_evidence(
         kinds=np.asarray(kinds, dtype=np.int64),
         answer=answer,
         template=template,
-        instructions=np.stack([instruction_embedding(t) for t in distinct]).astype(np.float32),
-        instruction_index=np.asarray([distinct.index(t) for t in texts], dtype=np.int64),
+        instructions=np.stack([instruction_embedding(t) for t in rows]).astype(np.float32),
+        instruction_index=np.asarray([rows[t] for t in texts], dtype=np.int64),
     )
 
 
