@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -223,3 +225,35 @@ def test_observation_validation_names_the_bad_field(env):
     wrong_shape = type(frame)(frame.rgb[:, :, :2], frame.depth, frame.points, frame.intrinsics, frame.extrinsics)
     with pytest.raises(ObservationError, match="rgb must have shape"):
         wrong_shape.validate("front")
+
+
+def test_renderers_sharing_a_thread_draw_what_a_renderer_alone_draws():
+    """Renderers of one thread share its GL context; each still draws into its own buffers, whatever the order."""
+
+    def images(env: MetaWorldEnv) -> list[np.ndarray]:
+        frames = env.reset(seed=3).cameras.values()
+        return [image for frame in frames for image in (frame.rgb, frame.depth)]
+
+    def alone(task: str, size: int) -> list[np.ndarray]:
+        result = []
+
+        def run() -> None:  # a new thread: a GL context of its own
+            env = MetaWorldEnv(task, cameras=["front", "wrist"], image_size=size)
+            result.extend(images(env))
+            env.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+        return result
+
+    expected = {"drawer-close": alone("drawer-close", 96), "pick-place": alone("pick-place", 32)}
+    large = MetaWorldEnv("drawer-close", cameras=["front", "wrist"], image_size=96)
+    small = MetaWorldEnv("pick-place", cameras=["front", "wrist"], image_size=32)  # made last: its buffers bound
+    try:
+        for env in (large, small, large):
+            for shared, own in zip(images(env), expected[env.task], strict=True):
+                np.testing.assert_array_equal(shared, own, err_msg=f"{env.task} at {env.image_size} px")
+    finally:
+        large.close()
+        small.close()
