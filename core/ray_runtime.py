@@ -85,20 +85,21 @@ def ray_session(
 ) -> Iterator[RaySession]:
     """Join the cluster at ``address`` (see :func:`resolve_address`) or start a local Ray; shut down after.
 
-    A Ray already initialised in this process is reused and left running.
+    A Ray already initialised in this process (``ray.init`` in a notebook, or a test session's shared
+    one) is reused and left running; an explicit address must still be reachable.
     """
     import ray
 
+    target = resolve_address(address)
+    if target is not None:
+        check_reachable(target)
     if ray.is_initialized():
         resources = ray.cluster_resources()
         yield RaySession(None, resources.get("CPU", 0.0), resources.get("GPU", 0.0), started_here=False)
         return
-    target = resolve_address(address)
     options: dict[str, Any] = {"include_dashboard": dashboard, "log_to_driver": True, "runtime_env": runtime_env}
     if target is None:
         options.update(num_cpus=num_cpus or os.cpu_count(), object_store_memory=LOCAL_OBJECT_STORE_BYTES)
-    else:
-        check_reachable(target)
     try:
         ray.init(address=target, **options)
     except (ConnectionError, RuntimeError, TimeoutError) as error:

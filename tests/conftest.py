@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 TINY_TASKS = ("drawer-open", "pick-place")
 TINY_CAMERAS = ("front", "wrist")
 TINY_IMAGE_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """One local Ray with 2 CPUs for the tests that use Ray workers, shut down at the session's end.
+
+    Each Ray start costs ~8 s on a 2-core machine; the code under test reuses a Ray already initialised in
+    its process (``ray_session``), as in a notebook. ``cortico demo``'s test still starts and stops its own.
+    """
+    from cortico.ray_runtime import ray_session
+
+    with ray_session(num_cpus=2):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +54,7 @@ def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mt10_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mt10_small(tmp_path_factory: pytest.TempPathFactory, local_ray: None) -> Path:
     """MT10, two expert episodes per task, front + wrist cameras at 48 px, every step stored.
 
     Collected on two Ray workers (the same episodes as in one process: tests/envs/test_workers.py).

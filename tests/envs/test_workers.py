@@ -17,6 +17,7 @@ from cortico.ray_runtime import RayOptions
 TASKS = ["drawer-close", "button-press-topdown"]
 CONFIG = CollectionConfig(episodes_per_task=2, cameras=("front",), image_size=48, store="keyframes")
 HALF_CPU = RayOptions(cpus_per_worker=1.0)
+pytestmark = pytest.mark.usefixtures("local_ray")  # one Ray for the whole session
 
 
 def episodes(root: Path) -> list[tuple]:

@@ -15,6 +15,7 @@ from cortico.ray_runtime import RayOptions
 
 DETERMINISTIC_CNN = {"width": 32, "hidden": 64, "shift_pixels": 0}  # no augmentation: one loss per batch
 HALF_CPU = RayOptions(cpus_per_worker=1.0)
+pytestmark = pytest.mark.usefixtures("local_ray")  # one Ray for the whole session
 
 
 def losses(run: Path) -> list[float]:
