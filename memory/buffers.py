@@ -228,14 +228,14 @@ class MergeMemory(BudgetedMemory):
 
     def _enforce_budget(self) -> None:
         while self.used > self.budget and len(self.items) > 1:
-            items = list(self.items)
-            directions = np.stack([i.direction for i in items])
+            directions = np.stack([i.direction for i in self.items])
             similarity = np.einsum("nd,nd->n", directions[:-1], directions[1:])
             k = int(np.argmax(similarity))
-            a, b = items[k], items[k + 1]
+            a, b = self.items[k], self.items[k + 1]
             merged = MemoryItem(b.index, b.time, CLEAR, ((a.vectors + b.vectors) / 2).astype(np.float32),
                                 {**a.facts, **b.facts, "merged_from": a.index})  # fmt: skip
-            self.items = deque([*items[:k], merged, *items[k + 2 :]])
-            self.used = sum(item.cost for item in self.items)
+            self.items[k] = merged
+            del self.items[k + 1]
+            self.used += merged.cost - a.cost - b.cost
         while self.used > self.budget:
             self._pop_oldest()

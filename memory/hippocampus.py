@@ -178,10 +178,12 @@ class CorticoMemory:
         else:
             event.add(frame, self.config)
         self._fit_long_term()
-        self.short.resize(self.budget - self._long_used())
-        if self.used > self.budget:
-            raise AssertionError(f"cortico memory holds {self.used} tokens over its budget {self.budget}")
-        self.peak = max(self.peak, self.used)
+        long_used = self._long_used()  # summed once: a long stream holds many notes
+        self.short.resize(self.budget - long_used)
+        used = self.short.used + long_used
+        if used > self.budget:
+            raise AssertionError(f"cortico memory holds {used} tokens over its budget {self.budget}")
+        self.peak = max(self.peak, used)
 
     def _boundary(self, event: _OpenEvent, frame: FrameRecord) -> bool:
         """Pattern separation: a similarity drop, a new command (instruction or number), or the maximum length."""

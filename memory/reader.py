@@ -493,17 +493,20 @@ def option_probabilities(
 
     Readers trained from different seeds learn the rarer question templates in some runs and not in others;
     averaging their probabilities lets a reader that knows an answer outvote those that are unsure.
+    Examples go through in batches of similar lengths (little padding); rows come back in their order.
     """
     readers = [readers] if isinstance(readers, nn.Module) else list(readers)
     if not readers:
         raise ValueError("option_probabilities needs at least one reader")
     for reader in readers:
         reader.eval()
-    batches = []
-    for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size])
-        batches.append(torch.stack([reader(batch).softmax(dim=1) for reader in readers]).mean(0).numpy())
-    return np.concatenate(batches) if batches else np.zeros((0, 4), dtype=np.float32)
+    probabilities = np.zeros((len(examples), 4), dtype=np.float32)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].kinds))  # batches of similar lengths
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = collate([examples[i] for i in rows])
+        probabilities[rows] = torch.stack([reader(batch).softmax(dim=1) for reader in readers]).mean(0).numpy()
+    return probabilities
 
 
 def predict(
@@ -515,7 +518,6 @@ def predict(
 
 def template_accuracy(reader: MemoryReader, examples: list[ReaderExample]) -> dict[str, float]:
     """One reader's accuracy on ``examples``, per question template."""
-    examples = sorted(examples, key=lambda e: len(e.kinds))  # batches of similar lengths: little padding
     chosen = predict(reader, examples)
     outcomes: dict[str, list[bool]] = defaultdict(list)
     for example, choice in zip(examples, chosen):

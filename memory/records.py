@@ -58,8 +58,8 @@ class MemoryItem:
     @cached_property
     def direction(self) -> np.ndarray:
         """The unit-length mean of the item's tokens (computed once; merging compares items by it)."""
-        mean = self.vectors.mean(0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-12)
+        mean = self.vectors.sum(0) / self.vectors.shape[0]  # np.mean's and np.linalg.norm's values, less overhead
+        return mean / max(float(np.sqrt(mean.dot(mean))), 1e-12)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,20 @@ def test_the_reader_copies_the_answer_from_the_memory_the_question_points_at() -
     assert predict([reader], []).shape == (0,)
 
 
+def test_probabilities_of_examples_of_mixed_lengths_come_back_in_their_order() -> None:
+    """Examples are read in batches sorted by length; each row is still the example's own answer."""
+    torch.manual_seed(0)
+    objects = np.random.default_rng(0).normal(size=(12, TEXT)).astype(np.float32)
+    reader = MemoryReader(FRAME, TEXT, width=32, layers=1).eval()
+    examples = []
+    for n, e in zip([6, 2, 5, 1, 3, 6, 2, 4, 1, 5], _lookup_examples(10, 3, objects)):  # the first n memories
+        texts = e.instructions[e.instruction_index[:n]]
+        examples.append(_example(e.question, e.options, e.tokens[:n], texts, e.features[:n], e.kinds[:n], e.answer))
+    together = option_probabilities(reader, examples, batch_size=4)
+    alone = np.concatenate([option_probabilities(reader, [e]) for e in examples])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+
+
 def _count_examples(count: int, seed: int, numbers: np.ndarray) -> list[ReaderExample]:
     """Memories of random earlier tasks (one may cover several, like a merged note); the answer is how many
     tasks ago the oldest one began, among four consecutive numbers (so its rank among them says nothing)."""
