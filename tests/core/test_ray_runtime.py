@@ -38,3 +38,14 @@ def test_an_unreachable_cluster_fails_fast_with_advice() -> None:
         with ray_session("127.0.0.1:1"):
             pass
     assert time.perf_counter() - started < 60
+
+
+def test_an_initialised_ray_is_reused_but_an_unreachable_address_is_still_refused(local_ray: None) -> None:
+    import ray
+
+    with ray_session() as session:
+        assert not session.started_here and session.cpus == 2
+    assert ray.is_initialized(), "a Ray this session did not start is left running"
+    with pytest.raises(ConnectionError, match="ray start --head"):
+        with ray_session("127.0.0.1:1"):
+            pass
