@@ -105,10 +105,11 @@ def test_an_overfit_policy_solves_its_episode_in_the_simulator(one_episode, one_
     from cortico.policies.cortical import RVTConfig
 
     view = dataclasses.replace(TINY_VIEW, image_size=64)  # 12.5 mm pixels: enough to find the drawer front
+    torch.manual_seed(0)
     policy = RVTPolicy(RVTConfig(cameras=CAMERAS, image_size=64, coarse=view, fine=view)).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(200):
+    for _ in range(160):  # three initialisations all succeeded from 80 steps on (within 3-5 keyframes at 160)
         losses = policy.loss(one_episode_batch, generator)
         optimizer.zero_grad()
         losses["total"].backward()
