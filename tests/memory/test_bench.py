@@ -43,7 +43,7 @@ def test_held_out_streams_share_no_episode_with_training_streams(mt10_small: Pat
 def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path, tmp_path: Path) -> None:
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
-        policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=10, readers=2,
+        policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=4, readers=2,
         reader_candidates=3, selection_streams=1, sources_per_question=2,
     )  # fmt: skip
     workdir = tmp_path / "work"
