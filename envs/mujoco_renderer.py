@@ -1,8 +1,8 @@
 """Multi-camera RGB-D rendering of a MuJoCo scene, with calibration read from the renderer itself.
 
-One OpenGL context per thread serves every renderer the thread opens (making a context is most of a
-renderer's start-up on a software renderer); each renderer has its own MuJoCo context (buffers, textures)
-in it, and each camera costs one render pass that yields colour and depth together. Intrinsics and
+One OpenGL context renders every camera of a renderer; a renderer closed in the thread that made it leaves
+its context to the thread's next renderer (making a context is most of a renderer's start-up on a software
+renderer). Each camera costs one render pass that yields colour and depth together. Intrinsics and
 extrinsics are derived from the exact OpenGL camera MuJoCo used for the frame, so geometry cannot drift
 from pixels.
 """
@@ -29,29 +29,37 @@ from cortico.envs.contract import CameraFrame  # noqa: E402
 # OpenGL contexts are process resources: renderers still open at exit are closed while the GL libraries
 # are alive (EGL tears its display down before garbage collection would free them, and complains).
 _OPEN_RENDERERS: weakref.WeakSet = weakref.WeakSet()
-_THREAD_GL = threading.local()
-_THREAD_GL_CONTEXTS: weakref.WeakSet = weakref.WeakSet()
-THREAD_GL_SIZE = 64  # the context's own framebuffer, never drawn into: renderers draw into their offscreen buffers
+_GL_CONTEXTS: weakref.WeakSet = weakref.WeakSet()  # every GL context made (idle ones are freed at exit)
+_IDLE_GL = threading.local()  # per thread: GL contexts its closed renderers left for its next ones
+GL_CONTEXT_SIZE = 64  # the context's own framebuffer, never drawn into: renderers draw into their offscreen buffers
 
 
 @atexit.register
 def _close_open_renderers() -> None:
     for renderer in list(_OPEN_RENDERERS):
         renderer.close()
-    for context in list(_THREAD_GL_CONTEXTS):
+    for context in list(_GL_CONTEXTS):
         context.free()
 
 
-def thread_gl_context() -> object:
-    """The calling thread's OpenGL context, made on first use and shared by every renderer it opens.
+def _idle_gl_contexts() -> list:
+    if not hasattr(_IDLE_GL, "contexts"):
+        _IDLE_GL.contexts = []
+    return _IDLE_GL.contexts
+
+
+def take_gl_context() -> object:
+    """An OpenGL context for a new renderer: one a renderer closed in this thread left, else a new one.
 
     With OSMesa, making a context costs ~0.4 s of the ~0.5 s a renderer takes to start; a thread that
-    builds fifty environments (a suite, a benchmark's scenes) pays it once.
+    opens and closes fifty environments one after another (a suite, a benchmark's scenes) pays it once.
+    A context serves one open renderer at a time, as if each renderer had made its own.
     """
-    context = getattr(_THREAD_GL, "context", None)
-    if context is None:
-        context = _THREAD_GL.context = gl_context_class()(THREAD_GL_SIZE, THREAD_GL_SIZE)
-        _THREAD_GL_CONTEXTS.add(context)
+    idle = _idle_gl_contexts()
+    if idle:
+        return idle.pop()
+    context = gl_context_class()(GL_CONTEXT_SIZE, GL_CONTEXT_SIZE)
+    _GL_CONTEXTS.add(context)
     return context
 
 
@@ -106,9 +114,11 @@ class MultiViewRenderer:
         if not self.options.shadows:
             model.vis.quality.shadowsize = 0
 
-        self._gl = thread_gl_context()
+        self._gl = take_gl_context()
+        self._thread = threading.get_ident()
         self._gl.make_current()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100.value)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
         self._context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         self._scene = mujoco.MjvScene(model, maxgeom=2000)
         self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = self.options.shadows
@@ -164,8 +174,6 @@ class MultiViewRenderer:
         if cameras is not None and (unknown := sorted(set(cameras) - set(self.camera_names))):
             raise ValueError(f"this renderer has no camera {unknown}; it renders {list(self.camera_names)}")
         self._gl.make_current()
-        # the GL context may hold other renderers' buffers: draw into and read from this one's
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
         model = self._model
         frames: dict[str, CameraFrame] = {}
         chosen = [(s, c) for s, c in zip(self._cameras, self._mjv_cameras) if cameras is None or s.name in cameras]
@@ -226,15 +234,23 @@ class MultiViewRenderer:
         return intrinsics, extrinsics
 
     def close(self) -> None:
-        """Free this renderer's MuJoCo context (its buffers and textures); the thread's GL context stays.
+        """Free the MuJoCo context (buffers, textures) and leave the GL context to this thread's next renderer.
 
-        The GL context it was made in is made current first: freeing an ``MjrContext`` deletes GL objects
-        in whatever context is current, which could be another thread's.
+        The renderer's GL context is made current first: freeing an ``MjrContext`` deletes GL objects in
+        whatever context is current, which would otherwise be another renderer's. Closed from another
+        thread (garbage collection), the GL context is freed instead: it is now current there.
         """
+        if self._gl is None:
+            return
+        self._gl.make_current()
         if self._context is not None:
-            self._gl.make_current()
             self._context.free()
             self._context = None
+        if threading.get_ident() == self._thread:
+            _idle_gl_contexts().append(self._gl)
+        else:
+            self._gl.free()
+        self._gl = None
 
     def __del__(self) -> None:  # best effort; GL contexts are process resources
         try:

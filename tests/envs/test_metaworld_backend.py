@@ -227,8 +227,8 @@ def test_observation_validation_names_the_bad_field(env):
         wrong_shape.validate("front")
 
 
-def test_renderers_sharing_a_thread_draw_what_a_renderer_alone_draws():
-    """Renderers of one thread share its GL context; each still draws into its own buffers, whatever the order."""
+def test_a_renderer_that_takes_over_a_closed_ones_gl_context_draws_what_a_renderer_alone_draws():
+    """A closed renderer leaves its GL context to its thread's next one; renderers open together keep their own."""
 
     def images(env: MetaWorldEnv) -> list[np.ndarray]:
         frames = env.reset(seed=3).cameras.values()
@@ -249,11 +249,16 @@ def test_renderers_sharing_a_thread_draw_what_a_renderer_alone_draws():
 
     expected = {"drawer-close": alone("drawer-close", 96), "pick-place": alone("pick-place", 32)}
     large = MetaWorldEnv("drawer-close", cameras=["front", "wrist"], image_size=96)
-    small = MetaWorldEnv("pick-place", cameras=["front", "wrist"], image_size=32)  # made last: its buffers bound
+    small = MetaWorldEnv("pick-place", cameras=["front", "wrist"], image_size=32)
+    assert small._renderer._gl is not large._renderer._gl, "open renderers each have a GL context"
+    left = small._renderer._gl
+    small.close()
+    again = MetaWorldEnv("pick-place", cameras=["front", "wrist"], image_size=32)
+    assert again._renderer._gl is left, "the closed renderer's GL context was taken over"
     try:
-        for env in (large, small, large):
+        for env in (large, again, large):
             for shared, own in zip(images(env), expected[env.task], strict=True):
                 np.testing.assert_array_equal(shared, own, err_msg=f"{env.task} at {env.image_size} px")
     finally:
         large.close()
-        small.close()
+        again.close()
