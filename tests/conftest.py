@@ -25,7 +25,8 @@ def local_ray() -> Iterator[None]:
     """One local Ray with 2 CPUs for the tests that use Ray workers, shut down at the session's end.
 
     Each Ray start costs ~8 s on a 2-core machine; the code under test reuses a Ray already initialised in
-    its process (``ray_session``), as in a notebook. ``cortico demo``'s test still starts and stops its own.
+    its process (``ray_session``), as in a notebook. Tests run before it starts (in the default order,
+    ``cortico demo``'s) start and stop a Ray of their own.
     """
     from cortico.ray_runtime import ray_session
 
