@@ -67,7 +67,7 @@ def main() -> int:
             taken_over.append(start_seconds(task, args.image_size))
             own.append(in_fresh_thread(task, args.image_size))
     results = {
-        "what": "seconds to make, reset and close a two-camera environment (median)",
+        "what": "seconds to make and reset a two-camera environment (median; closing it is not timed)",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {
             "cpu": platform.processor() or platform.machine(),
