@@ -501,9 +501,7 @@ def option_probabilities(
     for reader in readers:
         reader.eval()
     probabilities = np.zeros((len(examples), 4), dtype=np.float32)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].kinds))  # batches of similar lengths
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in length_buckets(examples, batch_size, batches_per_bucket=1):
         batch = collate([examples[i] for i in rows])
         probabilities[rows] = torch.stack([reader(batch).softmax(dim=1) for reader in readers]).mean(0).numpy()
     return probabilities
