@@ -7,7 +7,8 @@ For each result (one ``cortico memory bench --json`` file, usually one seed) it 
 backward accuracy (the ceiling, per reader), the margin at each budget, and the margin over every backward
 question asked when the stream was at least ``--min-history`` budgets long (the history bins pooled over the
 budgets, as the issue's "streams 20x the budget" is read); then the same pooled over all the files given, so
-a setting is compared over seeds in one table rather than by hand.
+a setting is compared over seeds in one table rather than by hand, with the seeds' spread (mean, standard
+deviation and a 95% t-interval of the per-seed margins).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from scipy import stats
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,6 +89,22 @@ def pooled_over(files: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def spread_over(files: list[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any] | None:
+    """The long-history margin's mean over results (seeds), its standard deviation and a t-interval.
+
+    Each seed retrains the encoder and readers and draws its own streams and questions, so the seeds' spread
+    holds both the training's and the question sample's noise: the interval says how far a target is from
+    what a few more seeds could show. None with fewer than two results.
+    """
+    values = np.array([f["long_history"]["margin"] for f in files if f["long_history"]["margin"] is not None])
+    if len(values) < 2:
+        return None
+    mean, deviation = float(values.mean()), float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * deviation / np.sqrt(len(values))
+    return {"results": len(values), "mean": mean, "std": deviation, "confidence": confidence,
+            "interval": [mean - half, mean + half]}  # fmt: skip
+
+
 def points(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}"
 
@@ -119,10 +139,20 @@ def main() -> int:
         f"{total['policy']['accuracy']:.3f}, {args.baseline} {total['baseline']['accuracy']:.3f}, "
         f"margin {points(total['margin'])} ({total['policy']['questions']} questions x budgets)"
     )
+    spread = spread_over(list(figures.values()))
+    if spread is not None:
+        low, high = spread["interval"]
+        print(
+            f"per result: mean {points(spread['mean'])}, standard deviation {100 * spread['std']:.1f} points, "
+            f"{spread['confidence']:.0%} t-interval of the mean [{points(low)}, {points(high)}] "
+            f"({spread['results']} results)"
+        )
     if args.json:
         from cortico.atomic import write_json_atomic
 
-        write_json_atomic(args.json, {"results": figures, "pooled": total, "min_history": args.min_history})
+        write_json_atomic(
+            args.json, {"results": figures, "pooled": total, "spread": spread, "min_history": args.min_history}
+        )
     return 0
 
 
