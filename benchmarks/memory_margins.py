@@ -8,7 +8,8 @@ backward accuracy (the ceiling, per reader), the margin at each budget, and the 
 question asked when the stream was at least ``--min-history`` budgets long (the history bins pooled over the
 budgets, as the issue's "streams 20x the budget" is read); then the same pooled over all the files given, so
 a setting is compared over seeds in one table rather than by hand, with the seeds' spread (mean, standard
-deviation and a 95% t-interval of the per-seed margins).
+deviation and a 95% t-interval of the per-seed margins). ``--part heldout`` reads the figures of the streams
+chained from the benchmark's second demo collection (``cortico memory bench --heldout-streams N``) instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--policy", default="cortico", help="the memory whose margin is read")
     parser.add_argument("--baseline", default="uniform", help="the memory it is compared with")
     parser.add_argument("--min-history", type=float, default=20.0, help="pool the history bins from this many budgets")
+    parser.add_argument(
+        "--part", choices=("test", "heldout"), default="test",
+        help="the benchmark's own test streams, or the streams of its second demo collection (--heldout-streams)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser.parse_args()
 
@@ -118,6 +123,11 @@ def main() -> int:
         except (OSError, json.JSONDecodeError) as error:
             print(f"cannot read {path} as a memory-bench JSON: {error}", file=sys.stderr)
             return 2
+        if args.part == "heldout":
+            if "heldout" not in results:
+                print(f"{path} has no held-out streams (run the benchmark with --heldout-streams)", file=sys.stderr)
+                return 2
+            results = {**results["heldout"], "config": results["config"]}
         figures[str(path)] = margins(results, args.policy, args.baseline, args.min_history)
     budgets = sorted({b for f in figures.values() for b in f["per_budget"]}, key=int)
     print(f"{args.policy} - {args.baseline} on backward questions, points")
@@ -151,7 +161,8 @@ def main() -> int:
         from cortico.atomic import write_json_atomic
 
         write_json_atomic(
-            args.json, {"results": figures, "pooled": total, "spread": spread, "min_history": args.min_history}
+            args.json,
+            {"results": figures, "pooled": total, "spread": spread, "min_history": args.min_history, "part": args.part},
         )
     return 0
 

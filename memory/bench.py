@@ -27,7 +27,7 @@ import numpy as np
 
 from cortico.atomic import write_json_atomic
 from cortico.checkpoint import load_checkpoint, save_checkpoint
-from cortico.envs.dataset.index import INDEX_NAME, file_sha256
+from cortico.envs.dataset.index import INDEX_NAME, DatasetIndex, file_sha256
 from cortico.memory.factory import make_memory
 from cortico.memory.frame_encoder import ProbeFrameEncoder, perceive, train_probe_encoder
 from cortico.memory.qa import Question, balance_across_streams, gripper_closes, region, stream_questions
@@ -44,7 +44,7 @@ from cortico.memory.reader import (
 )
 from cortico.memory.records import FUZZY, Evidence, FrameRecord, MemoryInputError, MemoryItem
 from cortico.memory.scenes import reset_scenes
-from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams
+from cortico.memory.streams import Stream, build_stream, plan_benchmark_streams, plan_streams
 from cortico.settings import as_saved, settings_differences
 
 
@@ -192,6 +192,22 @@ def oracle_evidence(records: list[FrameRecord], question: Question) -> Evidence:
     return Evidence(question.time, items, [], path="oracle")
 
 
+def source_evidence(
+    runs: dict[tuple[str, int, int], tuple[dict[str, Evidence], dict[str, Any]]],
+    records: list[list[FrameRecord]],
+    sid: int,
+    q: Question,
+    source: str,
+    frames: int | None = None,
+) -> Evidence | None:
+    """What a reader reads for ``q``: nothing (``"blind"``), every frame (``"oracle"``), or a memory's evidence."""
+    if source == "blind":
+        return None
+    if source == "oracle":
+        return oracle_evidence(records[sid], q)
+    return runs[(source, frames, sid)][0][q.id]
+
+
 def make_example(q: Question, records: list[FrameRecord], evidence: Evidence | None, text: TextCache) -> ReaderExample:
     """The reader's input for a question."""
     now = records[q.frame]
@@ -325,15 +341,32 @@ def trained_reader(
 
 
 def run_benchmark(
-    data: str | Path, config: BenchConfig, progress: bool = True, workdir: str | Path | None = None
+    data: str | Path,
+    config: BenchConfig,
+    progress: bool = True,
+    workdir: str | Path | None = None,
+    heldout_data: str | Path | None = None,
+    heldout_streams: int = 0,
 ) -> dict[str, Any]:
     """Build streams, train encoder and readers, evaluate every policy and budget; returns the results.
 
     With ``workdir``, the trained encoder and readers are kept there as each finishes, and a later call with the
     same settings and demos loads them instead of training again (an interrupted run resumes; the results are
     the same as an uninterrupted run's). ``results["stages_loaded"]`` names what was loaded.
+
+    With ``heldout_streams``, the trained stages are also evaluated on that many streams chained from a second
+    demo collection, ``heldout_data`` (``results["heldout"]``, the same figures as the main test set's). They
+    train nothing, so they are not among the settings the stages are kept under: a finished run evaluated on
+    more held-out streams loads its stages and trains nothing again.
     """
     from tqdm import tqdm
+
+    heldout_plans = []  # checked before anything is trained
+    if heldout_streams:
+        if heldout_data is None:
+            raise ValueError("heldout_streams needs heldout_data: a demo collection no training stream draws from")
+        check_heldout_demos(data, heldout_data)
+        heldout_plans = plan_streams(heldout_data, heldout_streams, config.episodes_per_stream, config.seed)
 
     started = time.perf_counter()
     if workdir is not None:
@@ -366,27 +399,7 @@ def run_benchmark(
     questions[config.train_streams :] = balance_across_streams(questions[config.train_streams :], config.seed + 1)
     text = TextCache()
 
-    runs: dict[tuple[str, int, int], tuple[dict[str, Evidence], dict]] = {}
-    for stream_id in tqdm(range(len(streams)), desc="memories", disable=not progress):
-        for policy in config.policies:
-            for frames in config.budgets:
-                runs[(policy, frames, stream_id)] = run_memory(
-                    policy, frames * config.clear_tokens, records[stream_id], questions[stream_id], text
-                )
-
-    def source_evidence(sid: int, q: Question, source: str, frames: int | None = None) -> Evidence | None:
-        if source == "blind":
-            return None
-        if source == "oracle":
-            return oracle_evidence(records[sid], q)
-        return runs[(source, frames, sid)][0][q.id]
-
-    def examples(stream_ids: range, source: str, frames: int | None = None) -> list[ReaderExample]:
-        return [
-            make_example(q, records[sid], source_evidence(sid, q, source, frames), text)
-            for sid in stream_ids
-            for q in questions[sid]
-        ]
+    runs = run_memories(records, questions, config, text, progress)
 
     train_ids, test_ids = range(config.train_streams), range(config.train_streams, len(streams))
     reader_ids, judge_ids = reader_split(config)
@@ -396,7 +409,8 @@ def run_benchmark(
     def read_as_in_training(stream_ids: range) -> list[ReaderExample]:
         return training_examples(
             [(sid, q) for sid in stream_ids for q in questions[sid]], sources, config.sources_per_question,
-            lambda sid, q, source: make_example(q, records[sid], source_evidence(sid, q, *source), text), rng,
+            lambda sid, q, source: make_example(q, records[sid], source_evidence(runs, records, sid, q, *source), text),
+            rng,
         )  # fmt: skip
 
     mixed = read_as_in_training(reader_ids)
@@ -426,13 +440,85 @@ def run_benchmark(
         readers, reader_losses = [readers[i] for i in kept], [reader_losses[i] for i in kept]
     # always unbalanced: the bound the committed runs report
     blind = MemoryReader(dim, text_dim, use_memory=False, attention_dropout=config.reader_attention_dropout)
-    trained_reader(blind, examples(train_ids, "blind"), config.reader_steps // 2, config.seed, stage("blind"),
-                   progress=progress)  # fmt: skip
+    blind_examples = [make_example(q, records[sid], None, text) for sid in train_ids for q in questions[sid]]
+    trained_reader(blind, blind_examples, config.reader_steps // 2, config.seed, stage("blind"), progress=progress)
 
-    test_questions = [q for sid in test_ids for q in questions[sid]]
+    evaluation = evaluate(readers, blind, test_ids, streams, records, questions, runs, config, text)
+    results: dict[str, Any] = {
+        "config": asdict(config),
+        "streams": {
+            "train": len(train),
+            "test": len(test),
+            "frames_per_stream": [len(s) for s in streams],
+            "test_questions": evaluation.pop("questions"),
+            "test_templates": evaluation.pop("templates"),
+        },
+        "readers": config.readers,
+        "training_templates": dict(sorted(Counter(e.template for e in mixed).items())),
+        "reader_final_loss": reader_losses,
+        "reader_selection": selection,
+        "stages_loaded": loaded,
+        **evaluation,
+    }
+    if heldout_plans:
+        results["heldout"] = heldout_evaluation(
+            heldout_data, heldout_plans, config, encoder, readers, blind, text, progress
+        )
+    results["update_ms_per_frame"] = measure_update_speed(records[config.train_streams], config)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def run_memories(
+    records: list[list[FrameRecord]],
+    questions: list[list[Question]],
+    config: BenchConfig,
+    text: TextCache,
+    progress: bool = False,
+) -> dict[tuple[str, int, int], tuple[dict[str, Evidence], dict[str, Any]]]:
+    """Every policy at every budget over every stream: ``(policy, budget frames, stream) -> (evidence, stats)``."""
+    from tqdm import tqdm
+
+    runs = {}
+    for stream_id in tqdm(range(len(records)), desc="memories", disable=not progress):
+        for policy in config.policies:
+            for frames in config.budgets:
+                runs[(policy, frames, stream_id)] = run_memory(
+                    policy, frames * config.clear_tokens, records[stream_id], questions[stream_id], text
+                )
+    return runs
+
+
+def evaluate(
+    readers: list[MemoryReader],
+    blind: MemoryReader,
+    stream_ids: range,
+    streams: list[Stream],
+    records: list[list[FrameRecord]],
+    questions: list[list[Question]],
+    runs: dict[tuple[str, int, int], tuple[dict[str, Evidence], dict[str, Any]]],
+    config: BenchConfig,
+    text: TextCache,
+) -> dict[str, Any]:
+    """The trained readers on the streams ``stream_ids``: every policy and budget, and the blind and oracle bounds.
+
+    ``runs`` holds each memory's evidence at every question (``run_memories``). Besides the figures, returns the
+    number of questions (``questions``) and how many each template has (``templates``).
+    """
+    test_questions = [q for sid in stream_ids for q in questions[sid]]
+    test = [streams[sid] for sid in stream_ids]
+    backward = np.array([q.mode == "backward" for q in test_questions])
+    answers = np.array([q.answer for q in test_questions])
+
+    def examples(source: str, frames: int | None = None) -> list[ReaderExample]:
+        return [
+            make_example(q, records[sid], source_evidence(runs, records, sid, q, source, frames), text)
+            for sid in stream_ids
+            for q in questions[sid]
+        ]
 
     def score(choices: np.ndarray) -> dict[str, Any]:
-        correct = choices == np.array([q.answer for q in test_questions])
+        correct = choices == answers
         cells: dict[str, list[bool]] = defaultdict(list)
         for q, ok in zip(test_questions, correct):
             cells[q.cell].append(bool(ok))
@@ -444,28 +530,6 @@ def run_benchmark(
             "questions": int(len(correct)),
         }
 
-    results: dict[str, Any] = {
-        "config": asdict(config),
-        "streams": {
-            "train": len(train),
-            "test": len(test),
-            "frames_per_stream": [len(s) for s in streams],
-            "test_questions": len(test_questions),
-            "test_templates": dict(sorted(Counter(q.template for q in test_questions).items())),
-        },
-        "cells": sorted({q.cell for q in test_questions}),
-        "readers": config.readers,
-        "training_templates": dict(sorted(Counter(e.template for e in mixed).items())),
-        "reader_final_loss": reader_losses,
-        "reader_selection": selection,
-        "stages_loaded": loaded,
-        "perceived_object": perception_quality(test, records[config.train_streams :]),
-        "blind": score(predict(blind, examples(test_ids, "blind"))),
-        "policies": {},
-    }
-    backward = np.array([q.mode == "backward" for q in test_questions])
-    answers = np.array([q.answer for q in test_questions])
-
     def answer(examples_: list[ReaderExample]) -> tuple[np.ndarray, dict[str, list[float]]]:
         """The ensemble's choices and each reader's own accuracy (the spread it averages over), one pass each."""
         each = [option_probabilities(reader, examples_) for reader in readers]
@@ -474,18 +538,26 @@ def run_benchmark(
                  "backward": [float(c[backward].mean()) if backward.any() else None for c in correct]}  # fmt: skip
         return np.mean(each, axis=0).argmax(axis=1), alone
 
-    chosen, results["oracle_per_reader"] = answer(examples(test_ids, "oracle"))
+    results: dict[str, Any] = {
+        "questions": len(test_questions),
+        "templates": dict(sorted(Counter(q.template for q in test_questions).items())),
+        "cells": sorted({q.cell for q in test_questions}),
+        "perceived_object": perception_quality(test, [records[sid] for sid in stream_ids]),
+        "blind": score(predict(blind, examples("blind"))),
+        "policies": {},
+    }
+    chosen, results["oracle_per_reader"] = answer(examples("oracle"))
     results["oracle"] = score(chosen)
     for policy in config.policies:
         for frames in config.budgets:
-            policy_examples = examples(test_ids, policy, frames)
+            policy_examples = examples(policy, frames)
             chosen, alone = answer(policy_examples)
             retained = [
                 evidence_retained(q, runs[(policy, frames, q.stream)][0][q.id])
                 for q, asked_back in zip(test_questions, backward)
                 if asked_back
             ]
-            stats = [runs[(policy, frames, sid)][1] for sid in test_ids]
+            stats = [runs[(policy, frames, sid)][1] for sid in stream_ids]
             latency_examples = policy_examples[:64]
             begun = time.perf_counter()
             predict(readers, latency_examples, batch_size=1)
@@ -506,9 +578,70 @@ def run_benchmark(
             }
     results["backward_by_history_pooled"] = pool_bins(results["policies"], "backward_by_history")
     results["backward_by_evidence_age_pooled"] = pool_bins(results["policies"], "backward_by_evidence_age")
-    results["update_ms_per_frame"] = measure_update_speed(records[config.train_streams], config)
-    results["seconds"] = time.perf_counter() - started
     return results
+
+
+def check_heldout_demos(data: str | Path, heldout_data: str | Path) -> None:
+    """Refuse held-out demos that share an episode (task and seed) with the training demos or were made otherwise.
+
+    The frame encoder reads images of the training demos' size, and the streams must look alike (cameras aside).
+    """
+    train, heldout = DatasetIndex.load(data), DatasetIndex.load(heldout_data)
+    made = {k: v for k, v in train.collection["signature"].items() if k != "cameras"}
+    made_heldout = {k: v for k, v in heldout.collection["signature"].items() if k != "cameras"}
+    if made != made_heldout:
+        raise MemoryInputError(
+            f"the held-out demos {heldout_data} were made with {made_heldout}, the training demos {data} with "
+            f"{made}: collect the held-out demos with the training demos' settings"
+        )
+    shared = sorted({(e.task, e.seed) for e in train.episodes} & {(e.task, e.seed) for e in heldout.episodes})
+    if shared:
+        raise MemoryInputError(
+            f"the held-out demos {heldout_data} share {len(shared)} episodes (task, seed) with the training demos "
+            f"{data}, e.g. {shared[0]}: collect them with another seed"
+        )
+
+
+def heldout_evaluation(
+    heldout_data: str | Path,
+    plans: list[list[int]],
+    config: BenchConfig,
+    encoder: ProbeFrameEncoder,
+    readers: list[MemoryReader],
+    blind: MemoryReader,
+    text: TextCache,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The trained encoder and readers on streams chained from ``heldout_data`` (``evaluate``'s figures).
+
+    ``plans``: each stream's episodes (``plan_streams``). The streams are asked like the benchmark's test streams
+    (for ``config.seed``); only the demos differ (``check_heldout_demos``), so many more held-out questions can be
+    asked than the training demos leave over.
+    """
+    from tqdm import tqdm
+
+    streams = [
+        build_stream(heldout_data, plan, frame_stride=config.frame_stride)
+        for plan in tqdm(plans, desc="held-out streams", disable=not progress)
+    ]
+    records = [encode_stream(encoder, s) for s in streams]
+    asked = stream_questions(
+        streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks
+    )
+    questions = balance_across_streams(asked, config.seed + 1)
+    runs = run_memories(records, questions, config, text, progress)
+    evaluation = evaluate(readers, blind, range(len(streams)), streams, records, questions, runs, config, text)
+    return {
+        "data": str(heldout_data),
+        "demos_index_sha256": file_sha256(Path(heldout_data) / INDEX_NAME),
+        "streams": {
+            "test": len(streams),
+            "frames_per_stream": [len(s) for s in streams],
+            "test_questions": evaluation.pop("questions"),
+            "test_templates": evaluation.pop("templates"),
+        },
+        **evaluation,
+    }
 
 
 HISTORY_BINS = (0.0, 10.0, 20.0, 40.0, 80.0, float("inf"))  # frames seen when asked, in budgets

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 DEFAULT_DATA = Path("runs/memory/demos")
+DEFAULT_HELDOUT_DATA = Path("runs/memory/demos-heldout")
 OLDER_TASKS_HELP = "also ask about moments two to six tasks back (default; --no-older-tasks: the set before 2026-12-04)"
 
 
@@ -76,6 +77,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--sources-per-question", type=int, default=6, help="memories each training question is read from"
     )
     bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument(
+        "--heldout-streams", type=int, default=0,
+        help="also evaluate the trained encoder and readers on this many streams chained from a second demo "
+        "collection (more held-out questions than the training demos leave over; trains nothing more, so a "
+        "finished run adds them from its kept stages)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--heldout-data", type=Path,
+        help=f"the second demo collection for --heldout-streams (default: MT10 demos collected with seed 1 into "
+        f"{DEFAULT_HELDOUT_DATA}; it must share no episode with --data)",
+    )  # fmt: skip
     bench.add_argument("--json", help="write the results as JSON")
     bench.add_argument(
         "--workdir", type=Path,
@@ -102,15 +114,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     score.set_defaults(handler=_qa_eval)
 
 
-def _ensure_data(path: Path | None) -> Path:
+def _ensure_data(
+    path: Path | None, default: Path = DEFAULT_DATA, episodes_per_task: int = 12, seed: int = 0, option: str = "--data"
+) -> Path:
+    """``path`` (given by ``option``), or MT10 demos (front camera, 64 px) collected into ``default`` from ``seed``."""
     if path is not None:
         return path
     from cortico.envs.dataset.collect import CollectionConfig, collect_into_cache
     from cortico.envs.task_catalog import suite_tasks
 
-    config = CollectionConfig(episodes_per_task=12, cameras=("front",), image_size=64)
-    collect_into_cache(DEFAULT_DATA, list(suite_tasks("mt10")), config, elsewhere="pass --data DIR")
-    return DEFAULT_DATA
+    config = CollectionConfig(episodes_per_task=episodes_per_task, cameras=("front",), image_size=64, seed=seed)
+    collect_into_cache(default, list(suite_tasks("mt10")), config, elsewhere=f"pass {option} DIR")
+    return default
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -132,6 +147,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--encoder-scenes must be >= 0 (0: demo frames only), got {args.encoder_scenes}")
     if not args.pointer_loss_weight >= 0:
         raise ValueError(f"--pointer-loss-weight must be >= 0 (0: off), got {args.pointer_loss_weight}")
+    if args.heldout_streams < 0:
+        raise ValueError(f"--heldout-streams must be >= 0 (0: none), got {args.heldout_streams}")
     if not 0 <= args.reader_attention_dropout < 1:
         raise ValueError(f"--reader-attention-dropout must be in [0, 1), got {args.reader_attention_dropout}")
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
@@ -158,11 +175,31 @@ def _bench(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     data = _ensure_data(args.data)
+    heldout_data = None
+    if args.heldout_streams:
+        from cortico.envs.task_catalog import suite_tasks
+
+        per_task = -(-args.heldout_streams * args.episodes_per_stream // len(suite_tasks("mt10")))
+        heldout_data = _ensure_data(args.heldout_data, DEFAULT_HELDOUT_DATA, max(12, per_task), 1, "--heldout-data")
     workdir = args.workdir or default_workdir(config, data)
     print(f"trained stages are kept in {workdir} (the same command resumes from them)")
-    results = run_benchmark(data, config, workdir=workdir)
+    results = run_benchmark(
+        data, config, workdir=workdir, heldout_data=heldout_data, heldout_streams=args.heldout_streams
+    )
     if results["stages_loaded"]:
         print(f"loaded, not trained again: {', '.join(results['stages_loaded'])}")
+    _print_results(results, f"{config.test_streams} test streams")
+    if "heldout" in results:
+        _print_results(results["heldout"], f"{args.heldout_streams} held-out streams from {heldout_data}")
+    if args.json:
+        write_json_atomic(args.json, results)
+        print(f"results: {args.json}")
+    return 0
+
+
+def _print_results(results: dict, title: str) -> None:
+    """The blind and oracle bounds, every policy's accuracy, and the pooled backward bins, as Markdown tables."""
+    print(f"\n## {title} ({results['streams']['test_questions']} questions)")
     blind, oracle = results["blind"]["overall"], results["oracle"]["overall"]
     print(f"blind (question and options only): {blind:.3f}; oracle (every frame): {oracle:.3f}")
     print("| policy | budget (tokens) | overall | backward | real-time | forward | evidence kept (backward) |")
@@ -171,7 +208,8 @@ def _bench(args: argparse.Namespace) -> int:
         a = row["accuracy"]
         modes = " | ".join(f"{a.get(f'mode:{m}', 0):.3f}" for m in ("backward", "real-time", "forward"))
         kept = row["backward_evidence_retained"]
-        print(f"| {row['policy']} | {row['budget_tokens']} | {a['overall']:.3f} | {modes} | {kept:.2f} |")
+        kept = "-" if kept is None else f"{kept:.2f}"
+        print(f"| {row['policy']} | {row['budget_tokens']} | {a['overall']:.3f} | {modes} | {kept} |")
     for key, title in (
         ("backward_by_history_pooled", "the stream's length when asked, in budgets"),
         ("backward_by_evidence_age_pooled", "the evidence's age when asked, in seconds"),
@@ -184,10 +222,6 @@ def _bench(args: argparse.Namespace) -> int:
         for policy, bins in pooled.items():
             cells = [f"{b['accuracy']:.3f} ({b['questions']})" if b["questions"] else "-" for b in bins.values()]
             print(f"| {policy} | " + " | ".join(cells) + " |")
-    if args.json:
-        write_json_atomic(args.json, results)
-        print(f"results: {args.json}")
-    return 0
 
 
 def _qa_build(args: argparse.Namespace) -> int:

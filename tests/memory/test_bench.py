@@ -16,6 +16,7 @@ from cortico.memory.bench import (
     BenchConfig,
     accuracy_by_evidence_age,
     accuracy_by_history,
+    check_heldout_demos,
     default_workdir,
     perception_quality,
     pool_bins,
@@ -40,7 +41,9 @@ def test_held_out_streams_share_no_episode_with_training_streams(mt10_small: Pat
         plan_benchmark_streams(mt10_small, 1, 4, 5, seed=0)
 
 
-def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Path, tmp_path: Path) -> None:
+def test_the_benchmark_runs_end_to_end_and_respects_every_budget(
+    mt10_small: Path, heldout_demos: Path, tmp_path: Path
+) -> None:
     config = BenchConfig(
         train_streams=3, test_streams=1, episodes_per_stream=4, questions_per_stream=8, budgets=(2, 4),
         policies=("cortico", "uniform"), encoder_steps=10, encoder_scenes_per_task=2, reader_steps=4, readers=2,
@@ -94,9 +97,48 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(mt10_small: Pat
     with pytest.raises(MemoryInputError, match=r"other settings \(readers: 2 there, 3 here\)"):
         run_benchmark(mt10_small, dataclasses.replace(config, readers=3, reader_candidates=4), progress=False,
                       workdir=workdir)  # fmt: skip
-    more = run_benchmark(mt10_small, dataclasses.replace(config, reader_candidates=4), progress=False, workdir=workdir)
+    # one more reader candidate, and the kept stages also read streams chained from a second demo collection
+    more = run_benchmark(mt10_small, dataclasses.replace(config, reader_candidates=4), progress=False, workdir=workdir,
+                         heldout_data=heldout_demos, heldout_streams=1)  # fmt: skip
     assert more["stages_loaded"] == ["encoder", "reader-0", "reader-1", "reader-2", "blind"]  # one more reader trained
     assert len(more["reader_selection"]) == 4 and len(more["reader_final_loss"]) == 2
+    heldout = more["heldout"]
+    assert heldout["data"] == str(heldout_demos) and heldout["streams"]["test"] == 1
+    assert heldout["streams"]["test_questions"] > 0 and len(heldout["streams"]["frames_per_stream"]) == 1
+    assert heldout["perceived_object"]["task_starts"] == 4
+    assert set(heldout["policies"]) == set(results["policies"])
+    for row in heldout["policies"].values():
+        assert row["peak_tokens"] <= row["budget_tokens"] and 0.0 <= row["accuracy"]["overall"] <= 1.0
+    assert set(heldout["backward_by_history_pooled"]) == {"cortico", "uniform"}
+    assert {"blind", "oracle", "oracle_per_reader", "cells"} <= set(heldout)
+
+
+@pytest.fixture(scope="module")
+def heldout_demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One episode each of four MT10 tasks, collected like ``mt10_small`` (48 px, every step) but from seed 1."""
+    from cortico.envs import SUITES
+    from cortico.envs.dataset.collect import CollectionConfig, collect_demos
+
+    root = tmp_path_factory.mktemp("datasets") / "heldout"
+    config = CollectionConfig(episodes_per_task=1, cameras=("front",), image_size=48, seed=1)
+    summary = collect_demos(root, list(SUITES["mt10"])[:4], config, progress=False)
+    assert not summary.short_tasks
+    return root
+
+
+def test_heldout_demos_must_be_other_episodes_made_alike(mt10_small: Path, heldout_demos: Path, tmp_path: Path):
+    check_heldout_demos(mt10_small, heldout_demos)  # other seeds, same image size: accepted (cameras may differ)
+    with pytest.raises(MemoryInputError, match=r"share 20 episodes \(task, seed\) with the training demos"):
+        check_heldout_demos(mt10_small, mt10_small)
+    index = json.loads((heldout_demos / "index.json").read_text())
+    index["collection"]["signature"]["image_size"] = 64
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "index.json").write_text(json.dumps(index))
+    with pytest.raises(MemoryInputError, match="collect the held-out demos with the training demos' settings"):
+        check_heldout_demos(mt10_small, other)
+    with pytest.raises(ValueError, match="heldout_streams needs heldout_data"):
+        run_benchmark(mt10_small, BenchConfig(), progress=False, heldout_streams=2)
 
 
 def _without_timings(results: dict) -> dict:

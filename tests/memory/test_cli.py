@@ -20,6 +20,7 @@ from cortico.cli import main
         (["--pointer-loss-weight", "-0.1"], "--pointer-loss-weight must be >= 0"),
         (["--reader-attention-dropout", "1"], "--reader-attention-dropout must be in [0, 1)"),
         (["--policies", "cortico,nope"], "nope"),
+        (["--heldout-streams", "-1"], "--heldout-streams must be >= 0"),
     ],
 )
 def test_memory_bench_refuses_bad_settings(capsys, tmp_path, flags, message):
@@ -39,6 +40,16 @@ def test_memory_bench_names_demos_of_an_older_revision_instead_of_mixing_them(ca
     assert main(["memory", "bench"]) == 2
     error = capsys.readouterr().err
     assert "runs/memory/demos holds demos collected with" in error and "delete that folder" in error
+
+
+def test_memory_bench_refuses_heldout_demos_that_share_episodes_before_training(
+    capsys, tmp_path, monkeypatch, mt10_small
+):
+    monkeypatch.chdir(tmp_path)
+    flags = ["--data", str(mt10_small), "--heldout-streams", "1", "--heldout-data", str(mt10_small)]
+    assert main(["memory", "bench", *flags]) == 2
+    assert "share 20 episodes (task, seed) with the training demos" in capsys.readouterr().err
+    assert not list(tmp_path.glob("runs/memory/bench/*/encoder"))  # nothing was trained
 
 
 def test_qa_build_then_eval_scores_a_question_set(capsys, tmp_path, mt10_small):
