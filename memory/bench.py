@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cortico.atomic import write_json_atomic
+from cortico.atomic import atomic_directory, write_json_atomic
 from cortico.checkpoint import load_checkpoint, save_checkpoint
 from cortico.envs.dataset.index import INDEX_NAME, DatasetIndex, file_sha256
 from cortico.memory.factory import make_memory
@@ -257,6 +258,38 @@ def run_settings(config: BenchConfig, data: str | Path) -> dict[str, Any]:
     return as_saved(settings)
 
 
+# What the frame encoder's training reads (the training streams' plan and frames, the scenes, its steps and seed):
+# runs that differ only elsewhere (the readers' settings, budgets, policies, questions) train the same encoder,
+# bit for bit on one machine (BENCHMARKS.md), so they share it.
+ENCODER_SETTINGS = (
+    "train_streams", "test_streams", "episodes_per_stream", "frame_stride", "encoder_steps",
+    "encoder_scenes_per_task", "seed",
+)  # fmt: skip
+
+
+def shared_encoder(workdir: Path, config: BenchConfig, data: str | Path) -> Path | None:
+    """A trained encoder kept by another run beside ``workdir`` with the same encoder settings and demos (or None).
+
+    Folders whose ``bench.json`` is missing, unreadable or lacks one of the settings are passed over.
+    """
+    wanted = run_settings(config, data)
+    if not workdir.parent.is_dir():
+        return None
+    for other in sorted(workdir.parent.iterdir()):
+        if other == workdir or not (other / "encoder").is_dir():
+            continue
+        try:
+            stored = json.loads((other / "bench.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        saved = stored.get("config") if isinstance(stored, dict) else None
+        if not isinstance(saved, dict) or stored.get("demos_index_sha256") != wanted["demos_index_sha256"]:
+            continue
+        if all(key in saved and saved[key] == wanted["config"][key] for key in ENCODER_SETTINGS):
+            return other / "encoder"
+    return None
+
+
 def default_workdir(config: BenchConfig, data: str | Path, root: str | Path = "runs/memory/bench") -> Path:
     """``root/<hash of the settings>``: the same command finds its own interrupted run, other settings another."""
     digest = hashlib.sha256(json.dumps(run_settings(config, data), sort_keys=True).encode()).hexdigest()
@@ -352,7 +385,10 @@ def run_benchmark(
 
     With ``workdir``, the trained encoder and readers are kept there as each finishes, and a later call with the
     same settings and demos loads them instead of training again (an interrupted run resumes; the results are
-    the same as an uninterrupted run's). ``results["stages_loaded"]`` names what was loaded.
+    the same as an uninterrupted run's). ``results["stages_loaded"]`` names what was loaded. A run without an
+    encoder of its own copies one kept beside ``workdir`` by a run with the same encoder settings
+    (``shared_encoder``; ``results["encoder_shared_from"]``): on one machine, training it again gives the same
+    weights.
 
     With ``heldout_streams``, the trained stages are also evaluated on that many streams chained from a second
     demo collection, ``heldout_data`` (``results["heldout"]``, the same figures as the main test set's). They
@@ -369,8 +405,14 @@ def run_benchmark(
         heldout_plans = plan_streams(heldout_data, heldout_streams, config.episodes_per_stream, config.seed)
 
     started = time.perf_counter()
+    encoder_from = None
     if workdir is not None:
         prepare_workdir(Path(workdir), config, data)
+        kept = Path(workdir) / "encoder"
+        encoder_from = None if kept.exists() else shared_encoder(Path(workdir), config, data)
+        if encoder_from is not None:  # copied, so each folder holds every stage it was evaluated with
+            with atomic_directory(kept) as tmp:
+                shutil.copytree(encoder_from, tmp, dirs_exist_ok=True)
 
     def stage(name: str) -> Path | None:
         """Where a trained stage is kept (None: nowhere)."""
@@ -458,6 +500,7 @@ def run_benchmark(
         "reader_final_loss": reader_losses,
         "reader_selection": selection,
         "stages_loaded": loaded,
+        "encoder_shared_from": None if encoder_from is None else str(encoder_from),
         **evaluation,
     }
     if heldout_plans:

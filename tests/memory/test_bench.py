@@ -24,6 +24,7 @@ from cortico.memory.bench import (
     reader_split,
     run_benchmark,
     run_settings,
+    shared_encoder,
 )
 from cortico.memory.qa import Question
 from cortico.memory.records import FrameRecord, MemoryInputError
@@ -86,13 +87,16 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(
         rows = [results["policies"][f"cortico@{f}"]["backward_by_history"]["bins"][label] for f in (2, 4)]
         assert cell["questions"] == sum(r["questions"] for r in rows)
 
-    # interrupted after the encoder and the first reader: the same call resumes to the same results
+    # a run interrupted after its first reader, in a folder beside the first run's: it resumes, takes the encoder
+    # the first run kept (its settings differ from the readers' only: identical), and gives the same results
     stages = {"encoder", "reader-0", "reader-1", "reader-2", "blind"}
     assert results["stages_loaded"] == [] and stages <= set(os.listdir(workdir))
-    for stage in ("reader-1", "reader-2", "blind"):
-        shutil.rmtree(workdir / stage)
-    resumed = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
+    assert results["encoder_shared_from"] is None
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(workdir / "reader-0", interrupted / "reader-0")
+    resumed = run_benchmark(mt10_small, config, progress=False, workdir=interrupted)
     assert resumed["stages_loaded"] == ["encoder", "reader-0"]
+    assert resumed["encoder_shared_from"] == str(workdir / "encoder") and (interrupted / "encoder").is_dir()
     assert _without_timings(resumed) == _without_timings(results)
     with pytest.raises(MemoryInputError, match=r"other settings \(readers: 2 there, 3 here\)"):
         run_benchmark(mt10_small, dataclasses.replace(config, readers=3, reader_candidates=4), progress=False,
@@ -143,7 +147,8 @@ def test_heldout_demos_must_be_other_episodes_made_alike(mt10_small: Path, heldo
 
 def _without_timings(results: dict) -> dict:
     """A benchmark's results less what depends on the machine's speed or on what was loaded."""
-    kept = {k: v for k, v in results.items() if k not in ("seconds", "update_ms_per_frame", "stages_loaded")}
+    loading = ("seconds", "update_ms_per_frame", "stages_loaded", "encoder_shared_from")
+    kept = {k: v for k, v in results.items() if k not in loading}
     kept["policies"] = {
         name: {k: v for k, v in row.items() if k not in ("ms_per_frame_with_queries", "reader_ms_per_answer")}
         for name, row in results["policies"].items()
@@ -238,6 +243,38 @@ def test_the_work_folder_follows_what_the_demos_are_not_where_they_lie(tmp_path)
     }
     assert folders["cache"] == folders["copy"] != folders["other"]
     assert folders["cache"] != default_workdir(BenchConfig(seed=1), tmp_path / "cache", root=tmp_path / "bench")
+
+
+def test_only_a_run_with_the_same_encoder_settings_and_demos_shares_its_encoder(tmp_path):
+    demos, other_demos, root = tmp_path / "demos", tmp_path / "other-demos", tmp_path / "bench"
+    for folder, index in ((demos, '{"episodes": []}'), (other_demos, '{"episodes": [1]}')):
+        folder.mkdir()
+        (folder / "index.json").write_text(index)
+    config = BenchConfig()
+
+    def kept(name: str, settings: BenchConfig, data: Path = demos, encoder: bool = True) -> Path:
+        folder = root / name
+        folder.mkdir(parents=True)
+        prepare_workdir(folder, settings, data)
+        if encoder:
+            (folder / "encoder").mkdir()
+        return folder
+
+    mine = kept("mine", config, encoder=False)
+    kept("a-other-seed", dataclasses.replace(config, seed=1))
+    kept("b-other-demos", config, other_demos)
+    kept("c-no-encoder-yet", config, encoder=False)
+    old = kept("d-old", config)  # kept by a version without one of the encoder's settings
+    stored = json.loads((old / "bench.json").read_text())
+    del stored["config"]["encoder_scenes_per_task"]
+    (old / "bench.json").write_text(json.dumps(stored))
+    kept("e-corrupt", config).joinpath("bench.json").write_text("{")
+    kept("e-not-settings", config).joinpath("bench.json").write_text("[]")
+    assert shared_encoder(mine, config, demos) is None
+    readers_differ = kept("f-readers-differ", dataclasses.replace(config, reader_attention_dropout=0.0, readers=5))
+    assert shared_encoder(mine, config, demos) == readers_differ / "encoder"
+    assert shared_encoder(mine, dataclasses.replace(config, encoder_steps=10), demos) is None
+    assert shared_encoder(tmp_path / "nowhere" / "run", config, demos) is None
 
 
 def test_readers_are_selected_by_their_mean_accuracy_over_templates() -> None:
