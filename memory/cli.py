@@ -92,7 +92,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--workdir", type=Path,
         help="where the trained frame encoder and readers are kept as each finishes, so that the same command "
-        "run again resumes (default: runs/memory/bench/<hash of the settings and demos>)",
+        "run again resumes (default: runs/memory/bench/<hash of the settings and demos>); a run without an encoder "
+        "copies the one a folder beside it kept with the same encoder settings and demos",
     )  # fmt: skip
     bench.set_defaults(handler=_bench)
 
