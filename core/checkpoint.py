@@ -9,6 +9,7 @@ it continues the same loss curve as an uninterrupted run.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,53 @@ def _restore_optimizer(
     for param_id, entries in scalars["scalar_state"].items():
         state.setdefault(int(param_id), {}).update(entries)
     optimizer.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
+
+
+class ProgressCheckpoint:
+    """Periodic checkpoints of one training loop in ``folder``, so that a killed run resumes mid-loop, exactly.
+
+    ``start(steps)`` restores the last one kept (if any) into the model, optimizer and generators and returns
+    the step to go on from with its metadata; ``after(done, metadata)`` saves every ``every`` completed steps
+    (not after the last: the finished model is the caller's to keep); ``discard()`` removes the folder once
+    it is. With ``folder`` None nothing is saved or restored.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path | None,
+        *,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator | dict[str, torch.Generator] | None = None,
+        every: int = 250,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"checkpoint every must be a positive number of steps, got {every}")
+        self.folder = None if folder is None else Path(folder)
+        self.model, self.optimizer, self.generator, self.every = model, optimizer, generator, every
+        self.steps = 0
+
+    def start(self, steps: int) -> tuple[int, dict[str, Any]]:
+        """``(step to go on from, metadata saved with it)``: ``(0, {})`` when nothing is kept."""
+        self.steps = steps
+        if self.folder is None or not recover_directory(self.folder).exists():
+            return 0, {}
+        step, metadata = load_checkpoint(self.folder, model=self.model, optimizer=self.optimizer,
+                                         generator=self.generator)  # fmt: skip
+        if not 0 < step < steps:
+            raise CheckpointError(
+                f"{self.folder} was saved at step {step}, which a loop of {steps} steps never leaves behind: "
+                "it belongs to another run; delete it to start over"
+            )
+        return step, metadata
+
+    def after(self, done: int, metadata: dict[str, Any] | None = None) -> None:
+        """Save when ``done`` completed steps are a multiple of ``every`` and the loop is not over."""
+        if self.folder is not None and done % self.every == 0 and done < self.steps:
+            save_checkpoint(self.folder, model=self.model, optimizer=self.optimizer, step=done,
+                            generator=self.generator, metadata=metadata)  # fmt: skip
+
+    def discard(self) -> None:
+        """Remove the kept progress (the finished model is kept elsewhere)."""
+        if self.folder is not None and self.folder.exists():
+            shutil.rmtree(self.folder)

@@ -328,12 +328,13 @@ def prepare_workdir(workdir: Path, config: BenchConfig, data: str | Path) -> Non
 
 
 def trained_encoder(
-    train: list[Stream], config: BenchConfig, stored: Path | None, progress: bool = False
+    train: list[Stream], config: BenchConfig, stored: Path | None, progress: bool = False, checkpoint_every: int = 250
 ) -> ProbeFrameEncoder:
     """The probe frame encoder trained on the training streams and fresh scenes, or the one kept in ``stored``.
 
     Kept as a training checkpoint, with torch's random state after the training: loading restores it, so the
-    readers trained next start from the same initial weights as in an uninterrupted run.
+    readers trained next start from the same initial weights as in an uninterrupted run. While it trains, its
+    state is kept every ``checkpoint_every`` steps (``in_progress``): a run killed mid-training goes on from there.
     """
     if stored is not None and stored.exists():
         encoder = ProbeFrameEncoder()
@@ -350,11 +351,17 @@ def trained_encoder(
             part.append(extra)
     encoder = train_probe_encoder(
         np.concatenate(frames), np.concatenate(states), np.concatenate(tasks), steps=config.encoder_steps,
-        seed=config.seed, progress=progress,
+        seed=config.seed, progress=progress, progress_folder=in_progress(stored), checkpoint_every=checkpoint_every,
     )  # fmt: skip
     if stored is not None:
         save_checkpoint(stored, model=encoder, step=config.encoder_steps)
+        shutil.rmtree(in_progress(stored), ignore_errors=True)
     return encoder
+
+
+def in_progress(stored: Path | None) -> Path | None:
+    """Where a stage's training state is kept while it trains (``<stage>.partial``): a killed run resumes there."""
+    return None if stored is None else stored.with_name(stored.name + ".partial")
 
 
 def trained_reader(
@@ -366,10 +373,11 @@ def trained_reader(
     """
     if stored is not None and stored.exists():
         return float(load_checkpoint(stored, model=reader)[1]["final_loss"])
-    losses = train_reader(reader, examples, steps=steps, seed=seed, **options)
+    losses = train_reader(reader, examples, steps=steps, seed=seed, progress_folder=in_progress(stored), **options)
     final_loss = float(np.mean(losses[-50:]))
     if stored is not None:
         save_checkpoint(stored, model=reader, step=steps, metadata={"final_loss": final_loss, "seed": seed})
+        shutil.rmtree(in_progress(stored), ignore_errors=True)
     return final_loss
 
 
@@ -380,15 +388,17 @@ def run_benchmark(
     workdir: str | Path | None = None,
     heldout_data: str | Path | None = None,
     heldout_streams: int = 0,
+    checkpoint_every: int = 250,
 ) -> dict[str, Any]:
     """Build streams, train encoder and readers, evaluate every policy and budget; returns the results.
 
     With ``workdir``, the trained encoder and readers are kept there as each finishes, and a later call with the
     same settings and demos loads them instead of training again (an interrupted run resumes; the results are
-    the same as an uninterrupted run's). ``results["stages_loaded"]`` names what was loaded. A run without an
-    encoder of its own copies one kept beside ``workdir`` by a run with the same encoder settings
-    (``shared_encoder``; ``results["encoder_shared_from"]``): on one machine, training it again gives the same
-    weights.
+    the same as an uninterrupted run's). ``results["stages_loaded"]`` names what was loaded. A stage in training
+    keeps its progress every ``checkpoint_every`` steps (``<stage>.partial``), which a resumed run goes on from.
+    A run without an encoder of its own copies one kept beside ``workdir`` by a run with the same encoder
+    settings (``shared_encoder``; ``results["encoder_shared_from"]``): on one machine, training it again gives
+    the same weights.
 
     With ``heldout_streams``, the trained stages are also evaluated on that many streams chained from a second
     demo collection, ``heldout_data`` (``results["heldout"]``, the same figures as the main test set's). They
@@ -430,7 +440,7 @@ def run_benchmark(
         for plan in tqdm(plans, desc="streams", disable=not progress)
     ]
     train, test = streams[: config.train_streams], streams[config.train_streams :]
-    encoder = trained_encoder(train, config, stage("encoder"), progress)
+    encoder = trained_encoder(train, config, stage("encoder"), progress, checkpoint_every)
     records = [encode_stream(encoder, s) for s in streams]
     questions = stream_questions(
         streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks
@@ -464,7 +474,7 @@ def run_benchmark(
         reader_losses.append(trained_reader(
             reader, mixed, config.reader_steps, config.seed + number, stage(f"reader-{number}"),
             progress=progress, pointer_loss_weight=config.pointer_loss_weight,
-            balance_templates=config.balance_templates,
+            balance_templates=config.balance_templates, checkpoint_every=checkpoint_every,
         ))  # fmt: skip
         readers.append(reader)
     selection = None
@@ -483,7 +493,8 @@ def run_benchmark(
     # always unbalanced: the bound the committed runs report
     blind = MemoryReader(dim, text_dim, use_memory=False, attention_dropout=config.reader_attention_dropout)
     blind_examples = [make_example(q, records[sid], None, text) for sid in train_ids for q in questions[sid]]
-    trained_reader(blind, blind_examples, config.reader_steps // 2, config.seed, stage("blind"), progress=progress)
+    trained_reader(blind, blind_examples, config.reader_steps // 2, config.seed, stage("blind"), progress=progress,
+                   checkpoint_every=checkpoint_every)  # fmt: skip
 
     evaluation = evaluate(readers, blind, test_ids, streams, records, questions, runs, config, text)
     results: dict[str, Any] = {

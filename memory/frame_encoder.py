@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cortico.checkpoint import ProgressCheckpoint
 from cortico.memory.records import MemoryInputError
 
 PATCH_GRID = 2  # patch tokens per side: a clear frame costs PATCH_GRID**2 tokens
@@ -181,8 +182,13 @@ def train_probe_encoder(
     seed: int = 0,
     config: ProbeEncoderConfig | None = None,
     progress: bool = False,
+    progress_folder: str | Path | None = None,
+    checkpoint_every: int = 250,
 ) -> ProbeFrameEncoder:
-    """Train the probe encoder to regress ``states (N, 10)`` and classify ``tasks (N,)`` from ``frames``."""
+    """Train the probe encoder to regress ``states (N, 10)`` and classify ``tasks (N,)`` from ``frames``.
+
+    ``progress_folder`` keeps the training state every ``checkpoint_every`` steps, as in ``train_reader``.
+    """
     from tqdm.auto import tqdm
 
     check_frames(frames)
@@ -196,8 +202,11 @@ def train_probe_encoder(
     images = torch.from_numpy(frames).permute(0, 3, 1, 2)
     targets = (states - model.state_mean) / model.state_std
     labels = torch.from_numpy(tasks.astype(np.int64))
+    kept = ProgressCheckpoint(progress_folder, model=model, optimizer=optimizer, generator=generator,
+                              every=checkpoint_every)  # fmt: skip
+    first, _ = kept.start(steps)
     model.train()
-    for step in tqdm(range(steps), desc="train frame encoder", disable=not progress):
+    for step in tqdm(range(first, steps), desc="train frame encoder", disable=not progress, initial=first, total=steps):
         batch = torch.randint(len(frames), (batch_size,), generator=generator)
         pooled, _ = model.features(images[batch].float() / 255.0)
         loss = F.mse_loss(model.state_head(pooled), targets[batch]) + F.cross_entropy(
@@ -208,6 +217,7 @@ def train_probe_encoder(
         optimizer.step()
         for group in optimizer.param_groups:
             group["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps))
+        kept.after(step + 1)
     return model.eval()
 
 

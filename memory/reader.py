@@ -31,12 +31,14 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cortico.checkpoint import ProgressCheckpoint
 from cortico.memory.qa import NUMBER_WORDS, TABLE_CENTRE
 from cortico.memory.records import CLEAR, Evidence, gripper_closed
 
@@ -443,6 +445,8 @@ def train_reader(
     progress: bool = False,
     pointer_loss_weight: float = 0.0,
     balance_templates: bool = False,
+    progress_folder: str | Path | None = None,
+    checkpoint_every: int = 250,
 ) -> list[float]:
     """Train on examples (cross-entropy over the four options); returns the loss curve (with the pointers' terms).
 
@@ -452,7 +456,9 @@ def train_reader(
     run with it did not bring back the question it was meant to (docs/memory.md). With ``balance_templates``,
     a batch draws its examples within the bucket in inverse proportion to their template's share of the
     training set, so every template is trained about equally often (whether a reader learned the rarest, the
-    last gripper close, varied with its seed).
+    last gripper close, varied with its seed). With ``progress_folder``, the training state is kept there every
+    ``checkpoint_every`` steps and a call that finds it goes on from there to the same reader and loss curve
+    (the caller removes it once the reader is kept: ``ProgressCheckpoint``).
     """
     from tqdm.auto import tqdm
 
@@ -462,9 +468,12 @@ def train_reader(
     sizes = torch.tensor([len(b) for b in buckets], dtype=torch.float)
     weights = template_weights(examples) if balance_templates else None
     optimizer = torch.optim.AdamW(reader.parameters(), lr=1e-3, weight_decay=1e-2)
+    kept = ProgressCheckpoint(progress_folder, model=reader, optimizer=optimizer, generator=generator,
+                              every=checkpoint_every)  # fmt: skip
+    first, saved = kept.start(steps)
     reader.train()
-    losses = []
-    for step in tqdm(range(steps), desc="train reader", disable=not progress):
+    losses = list(saved.get("losses", []))
+    for step in tqdm(range(first, steps), desc="train reader", disable=not progress, initial=first, total=steps):
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
         bucket = buckets[int(torch.multinomial(sizes, 1, generator=generator))]
@@ -482,6 +491,7 @@ def train_reader(
         torch.nn.utils.clip_grad_norm_(reader.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
+        kept.after(step + 1, {"losses": losses})
     return losses
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cortico.atomic import atomic_directory, recover_directory
-from cortico.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cortico.checkpoint import CheckpointError, ProgressCheckpoint, load_checkpoint, save_checkpoint
 
 
 def _train(model, optimizer, generator, steps):
@@ -67,3 +67,18 @@ def test_atomic_directory_replaces_as_a_whole(tmp_path):
     assert (target / "a").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["last"]
     target.rename(tmp_path / "last.old")  # as if the process died between the two renames
     assert (recover_directory(target) / "a").read_text() == "1"
+
+
+def test_progress_is_kept_every_few_steps_but_not_after_the_last(tmp_path):
+    model, optimizer, generator = _setup()
+    kept = ProgressCheckpoint(tmp_path / "progress", model=model, optimizer=optimizer, generator=generator, every=5)
+    assert kept.start(12) == (0, {})
+    for done in range(1, 13):
+        _train(model, optimizer, generator, 1)
+        kept.after(done, {"done": done})
+    assert load_checkpoint(tmp_path / "progress", model=_setup()[0]) == (10, {"done": 10})
+    kept.discard()
+    assert not (tmp_path / "progress").exists()
+    assert ProgressCheckpoint(None, model=model, optimizer=optimizer).start(12) == (0, {})
+    with pytest.raises(ValueError, match="positive number of steps, got 0"):
+        ProgressCheckpoint(tmp_path, model=model, optimizer=optimizer, every=0)

@@ -51,7 +51,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(
         reader_candidates=3, selection_streams=1, sources_per_question=2,
     )  # fmt: skip
     workdir = tmp_path / "work"
-    results = run_benchmark(mt10_small, config, progress=False, workdir=workdir)
+    results = run_benchmark(mt10_small, config, progress=False, workdir=workdir, checkpoint_every=3)
     assert set(results["policies"]) == {"cortico@2", "uniform@2", "cortico@4", "uniform@4"}
     assert results["streams"]["test_questions"] > 0
     for bound in ("blind", "oracle"):
@@ -91,6 +91,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(
     # the first run kept (its settings differ from the readers' only: identical), and gives the same results
     stages = {"encoder", "reader-0", "reader-1", "reader-2", "blind"}
     assert results["stages_loaded"] == [] and stages <= set(os.listdir(workdir))
+    assert not [name for name in os.listdir(workdir) if name.endswith(".partial")]  # progress goes once kept
     assert results["encoder_shared_from"] is None
     interrupted = tmp_path / "interrupted"
     shutil.copytree(workdir / "reader-0", interrupted / "reader-0")

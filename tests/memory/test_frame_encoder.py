@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 from cortico.memory.frame_encoder import (
@@ -62,3 +64,17 @@ def test_an_encoder_that_perceives_nothing_gives_empty_facts() -> None:
     frames = np.zeros((3, 16, 16, 3), np.uint8)
     embeddings, tokens, seen = perceive(PixelFrameEncoder(), frames)
     assert seen == [{}, {}, {}] and embeddings.shape == (3, PixelFrameEncoder.dim)
+
+
+def test_an_encoder_killed_mid_training_goes_on_from_its_kept_progress_to_the_same_encoder(tmp_path: Path) -> None:
+    frames, states = _scenes(64, 0)
+    settings = {"steps": 7, "batch_size": 8, "config": ProbeEncoderConfig(image_size=16, num_tasks=1),
+                "checkpoint_every": 3}  # fmt: skip
+    tasks = np.zeros(len(frames), np.int64)
+    uninterrupted = train_probe_encoder(frames, states, tasks, **settings)
+    train_probe_encoder(frames, states, tasks, progress_folder=tmp_path / "progress", **settings)
+    assert json.loads((tmp_path / "progress" / "trainer_state.json").read_text())["step"] == 6
+    # another seed: had it trained from the start it would differ; what was kept decides
+    resumed = train_probe_encoder(frames, states, tasks, progress_folder=tmp_path / "progress", seed=1, **settings)
+    for mine, theirs in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
+        assert torch.equal(mine, theirs)

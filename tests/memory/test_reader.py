@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from cortico.checkpoint import CheckpointError
 from cortico.memory import reader as reader_module
 from cortico.memory.qa import TABLE_CENTRE
 from cortico.memory.reader import (
@@ -391,3 +394,31 @@ def test_attention_dropout_is_the_readers_own_and_off_in_evaluation() -> None:
     reader = MemoryReader(FRAME, TEXT, width=16, layers=2, attention_dropout=0.5).eval()
     with torch.no_grad():
         torch.testing.assert_close(reader(batch), reader(batch))  # deterministic: no dropout in evaluation
+
+
+def test_a_reader_killed_mid_training_goes_on_from_its_kept_progress_to_the_same_reader(tmp_path) -> None:
+    """Progress kept every 4 steps: a run that died after step 9 resumes at step 8, to the same weights and losses."""
+    objects = np.random.default_rng(0).normal(size=(12, TEXT)).astype(np.float32)
+    examples = _lookup_examples(48, 1, objects)
+    settings = {"steps": 10, "batch_size": 8, "seed": 3, "checkpoint_every": 4}
+
+    def reader(initial_weights: int = 0) -> MemoryReader:
+        torch.manual_seed(initial_weights)
+        return MemoryReader(FRAME, TEXT, width=16, layers=1)  # dropout on: torch's random state matters
+
+    uninterrupted = reader()
+    losses = train_reader(uninterrupted, examples, **settings)
+    after = torch.get_rng_state()  # the next stage's reader is initialised from it
+    died = reader()  # the run that was killed: what it kept is the state after step 8 (the last multiple of 4)
+    train_reader(died, examples, progress_folder=tmp_path / "progress", **settings)
+    assert json.loads((tmp_path / "progress" / "trainer_state.json").read_text())["step"] == 8
+    # the restarted process starts from other weights, and another seed: had it trained from the start it would
+    # differ; what was kept decides
+    resumed = reader(initial_weights=99)
+    again = train_reader(resumed, examples, progress_folder=tmp_path / "progress", **{**settings, "seed": 4})
+    assert again == losses
+    assert torch.equal(torch.get_rng_state(), after)
+    for mine, theirs in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    with pytest.raises(CheckpointError, match="step 8, which a loop of 6 steps never leaves behind"):
+        train_reader(reader(), examples, progress_folder=tmp_path / "progress", **{**settings, "steps": 6})
