@@ -9,7 +9,6 @@ it continues the same loss curve as an uninterrupted run.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +144,8 @@ class ProgressCheckpoint:
 
     ``start(steps)`` restores the last one kept (if any) into the model, optimizer and generators and returns
     the step to go on from with its metadata; ``after(done, metadata)`` saves every ``every`` completed steps
-    (not after the last: the finished model is the caller's to keep); ``discard()`` removes the folder once
-    it is. With ``folder`` None nothing is saved or restored.
+    (not after the last: the finished model is the caller's to keep, and the folder the caller's to remove once
+    it is). With ``folder`` None nothing is saved or restored.
     """
 
     def __init__(
@@ -183,8 +182,3 @@ class ProgressCheckpoint:
         if self.folder is not None and done % self.every == 0 and done < self.steps:
             save_checkpoint(self.folder, model=self.model, optimizer=self.optimizer, step=done,
                             generator=self.generator, metadata=metadata)  # fmt: skip
-
-    def discard(self) -> None:
-        """Remove the kept progress (the finished model is kept elsewhere)."""
-        if self.folder is not None and self.folder.exists():
-            shutil.rmtree(self.folder)
