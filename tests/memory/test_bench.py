@@ -88,7 +88,7 @@ def test_the_benchmark_runs_end_to_end_and_respects_every_budget(
         assert cell["questions"] == sum(r["questions"] for r in rows)
 
     # a run interrupted after its first reader, in a folder beside the first run's: it resumes, takes the encoder
-    # the first run kept (its settings differ from the readers' only: identical), and gives the same results
+    # the first run kept (same encoder settings and demos), and gives the same results (progress saved or not)
     stages = {"encoder", "reader-0", "reader-1", "reader-2", "blind"}
     assert results["stages_loaded"] == [] and stages <= set(os.listdir(workdir))
     assert not [name for name in os.listdir(workdir) if name.endswith(".partial")]  # progress goes once kept
