@@ -415,18 +415,19 @@ def run_benchmark(
         heldout_plans = plan_streams(heldout_data, heldout_streams, config.episodes_per_stream, config.seed)
 
     started = time.perf_counter()
-    encoder_from = None
-    if workdir is not None:
-        prepare_workdir(Path(workdir), config, data)
-        kept = Path(workdir) / "encoder"
-        encoder_from = None if kept.exists() else shared_encoder(Path(workdir), config, data)
-        if encoder_from is not None:  # copied, so each folder holds every stage it was evaluated with
-            with atomic_directory(kept) as tmp:
-                shutil.copytree(encoder_from, tmp, dirs_exist_ok=True)
 
     def stage(name: str) -> Path | None:
         """Where a trained stage is kept (None: nowhere)."""
         return None if workdir is None else Path(workdir) / name
+
+    encoder_from = None
+    if workdir is not None:
+        prepare_workdir(Path(workdir), config, data)
+        kept = stage("encoder")
+        encoder_from = None if kept.exists() else shared_encoder(Path(workdir), config, data)
+        if encoder_from is not None:  # copied, so each folder holds every stage it was evaluated with
+            with atomic_directory(kept) as tmp:
+                shutil.copytree(encoder_from, tmp, dirs_exist_ok=True)
 
     candidates = max(config.readers, config.reader_candidates)
     names = ("encoder", *(f"reader-{number}" for number in range(candidates)), "blind")
