@@ -673,17 +673,7 @@ def heldout_evaluation(
     (for ``config.seed``); only the demos differ (``check_heldout_demos``), so many more held-out questions can be
     asked than the training demos leave over.
     """
-    from tqdm import tqdm
-
-    streams = [
-        build_stream(heldout_data, plan, frame_stride=config.frame_stride)
-        for plan in tqdm(plans, desc="held-out streams", disable=not progress)
-    ]
-    records = [encode_stream(encoder, s) for s in streams]
-    asked = stream_questions(
-        streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks
-    )
-    questions = balance_across_streams(asked, config.seed + 1)
+    streams, records, questions = heldout_questions(heldout_data, plans, config, encoder, progress)
     runs = run_memories(records, questions, config, text, progress)
     evaluation = evaluate(readers, blind, range(len(streams)), streams, records, questions, runs, config, text)
     return {
@@ -697,6 +687,23 @@ def heldout_evaluation(
         },
         **evaluation,
     }
+
+
+def heldout_questions(
+    heldout_data: str | Path, plans: list[list[int]], config: BenchConfig, encoder: ProbeFrameEncoder, progress: bool
+) -> tuple[list[Stream], list[list[FrameRecord]], list[list[Question]]]:
+    """The held-out streams, their frame records and their questions, asked as the test streams are."""
+    from tqdm import tqdm
+
+    streams = [
+        build_stream(heldout_data, plan, frame_stride=config.frame_stride)
+        for plan in tqdm(plans, desc="held-out streams", disable=not progress)
+    ]
+    records = [encode_stream(encoder, s) for s in streams]
+    asked = stream_questions(
+        streams, config.seed, config.questions_per_stream, config.episodes_per_stream, config.older_tasks
+    )
+    return streams, records, balance_across_streams(asked, config.seed + 1)
 
 
 HISTORY_BINS = (0.0, 10.0, 20.0, 40.0, 80.0, float("inf"))  # frames seen when asked, in budgets
