@@ -53,7 +53,7 @@ class PretrainedBackbone(nn.Module):
             raise FileNotFoundError(f"backbone directory {source} does not exist")
         try:
             self.model = AutoModel.from_pretrained(str(path) if local else str(source), local_files_only=local)
-        except OSError as error:
+        except (OSError, ValueError) as error:  # no weights there, or a folder that is not a model's
             raise FileNotFoundError(f"could not load backbone {source!r}: {error}") from error
         config = self.model.config
         self.out_channels = int(config.hidden_size)

@@ -85,3 +85,17 @@ def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train_module(out, "mt10", steps=30, config=tiny, progress=False, evaluate=False, checkpoint_every=20,
                  probe_examples=400, probe_tuned_layers=0)  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="session", params=["dinov2", "dinov2-with-registers"])
+def tiny_vision_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small DINOv2 (with and without register tokens) built from a config and saved as a hub folder would be."""
+    import transformers
+
+    names = {"dinov2": "Dinov2", "dinov2-with-registers": "Dinov2WithRegisters"}[request.param]
+    config = getattr(transformers, f"{names}Config")(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=8, image_size=32
+    )
+    out = tmp_path_factory.mktemp(request.param)
+    getattr(transformers, f"{names}Model")(config).save_pretrained(out)
+    return out

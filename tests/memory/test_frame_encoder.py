@@ -12,7 +12,9 @@ from safetensors.torch import load_file, save_file
 
 from cortico.memory.frame_encoder import (
     OBJECT_STATE,
+    PATCH_GRID,
     PixelFrameEncoder,
+    PretrainedFrameEncoder,
     ProbeEncoderConfig,
     ProbeFrameEncoder,
     perceive,
@@ -78,3 +80,23 @@ def test_an_encoder_killed_mid_training_goes_on_from_its_kept_progress_to_the_sa
     resumed = train_probe_encoder(frames, states, tasks, progress_folder=tmp_path / "progress", seed=1, **settings)
     for mine, theirs in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
         assert torch.equal(mine, theirs)
+
+
+def test_a_pretrained_encoder_pools_the_backbone_into_unit_embeddings_and_patch_tokens(tiny_vision_model: Path) -> None:
+    encoder = PretrainedFrameEncoder(tiny_vision_model)
+    frames, _ = _scenes(3, 0)  # 32 px, four 8-px patches a side
+    embeddings, tokens = encoder.encode(frames)
+    assert embeddings.shape == (3, encoder.dim) and tokens.shape == (3, PATCH_GRID**2, encoder.dim)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(tokens, axis=2), 1.0, rtol=1e-5)
+    maps = encoder.backbone(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0)
+    expected = torch.nn.functional.normalize(maps.mean(dim=(2, 3)), dim=-1).numpy()
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)
+    assert not np.allclose(embeddings[0], embeddings[1]), "different scenes, different embeddings"
+    embeddings_again, _, facts = perceive(encoder, frames)
+    np.testing.assert_array_equal(embeddings_again, embeddings)
+    assert facts == [{}, {}, {}]  # it perceives no object position: no facts
+    odd, _ = encoder.encode(np.zeros((1, 30, 30, 3), np.uint8))  # resized to the patch size's multiple below
+    assert odd.shape == (1, encoder.dim)
+    with pytest.raises(MemoryInputError):
+        encoder.encode(np.zeros((1, 32, 32, 3), np.float32))
